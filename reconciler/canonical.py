@@ -1,0 +1,208 @@
+"""Canonical configs: the comparable form of a stream or consumer configuration.
+
+The canonical form fills in what the server would fill in (zero-means-default, derived defaults such
+as the duplicate window) and then leaves out every field that equals its default, drops server-managed
+fields (`_nats.*` metadata, `mirror_direct`) and sorts set-like lists. Two configs are the same to the
+server exactly when their canonical forms are equal, which is what keeps plans free of false diffs.
+The canonical form is also what `export` writes, and `full_*` expands it into a request body.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .versions import STREAM_FIELDS_UNTIL, Server
+
+TWO_MINUTES = 120_000_000_000
+ACK_WAIT_DEFAULT = 30_000_000_000
+MAX_ACK_PENDING_DEFAULT = 1000
+MAX_WAITING_DEFAULT = 512
+MARKER = "nats-reconcile.set"  # metadata key that marks resources this tool manages, value = set name
+
+STREAM_DEFAULTS: dict[str, Any] = {
+    "retention": "limits",
+    "max_consumers": -1,
+    "max_msgs": -1,
+    "max_bytes": -1,
+    "max_age": 0,
+    "max_msgs_per_subject": -1,
+    "max_msg_size": -1,
+    "discard": "old",
+    "storage": "file",
+    "num_replicas": 1,
+    "compression": "none",
+    "allow_direct": False,
+    "sealed": False,
+    "deny_delete": False,
+    "deny_purge": False,
+    "allow_rollup_hdrs": False,
+    "consumer_limits": {},
+    "allow_msg_ttl": False,
+}
+# The server turns 0 into the default for these (setStreamConfigDefaults); Go clients send 0.
+STREAM_ZERO_IS_DEFAULT = (
+    "max_consumers",
+    "max_msgs",
+    "max_bytes",
+    "max_msgs_per_subject",
+    "max_msg_size",
+    "num_replicas",
+)
+STREAM_SERVER_MANAGED = ("name", "mirror_direct")
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "deliver_policy": "all",
+    "ack_policy": "none",
+    "replay_policy": "instant",
+    "max_deliver": -1,
+    "num_replicas": 0,
+    "priority_policy": "none",
+}
+# `pause_until` is applied through CONSUMER.PAUSE, not through create/update, so it is not compared.
+CONSUMER_SERVER_MANAGED = ("name", "durable_name", "pause_until")
+
+_EMPTY: tuple[Any, ...] = (None, False, "", [], {})
+
+
+def _strip(value: Any) -> Any:
+    """Drop empty values from nested objects (the server omits them, clients send them)."""
+    if isinstance(value, dict):
+        out = {k: _strip(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if not _is_empty(v)}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value in ("", [], {})
+
+
+def user_metadata(metadata: dict | None) -> dict[str, str]:
+    """Metadata without the `_nats.*` keys the server adds on 2.11+."""
+    return {k: v for k, v in (metadata or {}).items() if not k.startswith("_nats.")}
+
+
+def default_duplicate_window(config: dict) -> int:
+    # Mirrors and streams with sources get no default window; otherwise 2m, capped at max_age.
+    if config.get("mirror") or config.get("sources"):
+        return 0
+    max_age = config.get("max_age") or 0
+    return max_age if 0 < max_age < TWO_MINUTES else TWO_MINUTES
+
+
+def canonical_stream(config: dict) -> dict:
+    c = copy.deepcopy(config)
+    for field in STREAM_SERVER_MANAGED:
+        c.pop(field, None)
+    for field in STREAM_ZERO_IS_DEFAULT:
+        if c.get(field) == 0:
+            c[field] = STREAM_DEFAULTS[field]
+    if not c.get("duplicate_window"):
+        c["duplicate_window"] = default_duplicate_window(c)
+    if c.get("duplicate_window") == default_duplicate_window(c):
+        c.pop("duplicate_window")
+    if c.get("persist_mode") == "default":  # read back as absent (2.12+)
+        c.pop("persist_mode")
+    c["metadata"] = user_metadata(c.get("metadata"))
+    if isinstance(c.get("subjects"), list):
+        c["subjects"] = sorted(c["subjects"])
+    if isinstance(c.get("sources"), list):
+        c["sources"] = sorted((_strip(s) for s in c["sources"]), key=repr)
+    if isinstance(c.get("placement"), dict) and isinstance(c["placement"].get("tags"), list):
+        c["placement"]["tags"] = sorted(c["placement"]["tags"])
+    out = {}
+    for key, value in c.items():
+        value = _strip(value)
+        if key in STREAM_DEFAULTS and value == STREAM_DEFAULTS[key]:
+            continue
+        if key not in STREAM_DEFAULTS and _is_empty(value):
+            continue
+        if (
+            key in STREAM_DEFAULTS
+            and _is_empty(value)
+            and key not in STREAM_ZERO_IS_DEFAULT
+            and key != "max_age"
+        ):
+            continue
+        out[key] = value
+    return out
+
+
+def consumer_defaults(config: dict, stream: dict | None) -> dict[str, Any]:
+    """The defaults the server fills in for this consumer on this stream (setConsumerConfigDefaults)."""
+    limits = (stream or {}).get("consumer_limits") or {}
+    defaults = dict(CONSUMER_DEFAULTS)
+    acks = config.get("ack_policy", "none") != "none"
+    if acks:
+        backoff = config.get("backoff") or []
+        defaults["ack_wait"] = backoff[0] if backoff else ACK_WAIT_DEFAULT
+        defaults["max_ack_pending"] = limits.get("max_ack_pending") or MAX_ACK_PENDING_DEFAULT
+    if not config.get("deliver_subject"):
+        defaults["max_waiting"] = MAX_WAITING_DEFAULT
+    if limits.get("inactive_threshold"):
+        defaults["inactive_threshold"] = limits["inactive_threshold"]
+    return defaults
+
+
+def canonical_consumer(config: dict, stream: dict | None) -> dict:
+    c = copy.deepcopy(config)
+    if c.get("durable_name") and c.get("name") not in (None, c["durable_name"]):
+        c["durable_name"] = c["durable_name"]  # a mismatch is a validation error before we get here
+    for field in CONSUMER_SERVER_MANAGED:
+        c.pop(field, None)
+    defaults = consumer_defaults(c, stream)
+    for field in ("ack_wait", "max_ack_pending", "max_waiting", "max_deliver", "inactive_threshold"):
+        if c.get(field) == 0 and field in defaults:
+            c[field] = defaults[field]
+    subjects = c.get("filter_subjects")
+    if isinstance(subjects, list):
+        if len(subjects) == 1 and not c.get("filter_subject"):
+            c["filter_subject"] = subjects[0]
+            c.pop("filter_subjects")
+        else:
+            c["filter_subjects"] = sorted(subjects)
+    c["metadata"] = user_metadata(c.get("metadata"))
+    out = {}
+    for key, value in c.items():
+        value = _strip(value)
+        if key in defaults and value == defaults[key]:
+            continue
+        if _is_empty(value) and key not in defaults:
+            continue
+        out[key] = value
+    return out
+
+
+def _known(server: Server, field: str) -> bool:
+    until = STREAM_FIELDS_UNTIL.get(field)
+    return server.field_since("stream", field) is None and not (until and server.at_least(until))
+
+
+def full_stream(name: str, canonical: dict, server: Server) -> dict:
+    """A complete STREAM.CREATE/UPDATE body: every default this server knows, spelled out.
+
+    Spelling out derived defaults (duplicate window) keeps pedantic mode (2.11+) from refusing what a
+    plain request would have adjusted silently.
+    """
+    body: dict[str, Any] = {"name": name}
+    body.update({k: copy.deepcopy(v) for k, v in STREAM_DEFAULTS.items() if _known(server, k)})
+    body.update(copy.deepcopy(canonical))
+    window = canonical.get("duplicate_window") or default_duplicate_window(body)
+    if window:
+        body["duplicate_window"] = window
+    return body
+
+
+def full_consumer(name: str, canonical: dict, stream: dict | None, server: Server) -> dict:
+    """A complete consumer config for CONSUMER.CREATE, with the defaults pedantic mode wants spelled out."""
+    body: dict[str, Any] = {"durable_name": name, "name": name}
+    defaults = consumer_defaults(canonical, stream)
+    if server.field_since("consumer", "priority_policy"):
+        defaults.pop("priority_policy")
+    body.update(defaults)
+    body.update(copy.deepcopy(canonical))
+    if body.get("priority_policy") == "none" and not body.get("priority_groups"):
+        body.pop("priority_policy")
+    return body

@@ -1,0 +1,71 @@
+"""nats CLI contexts: ~/.config/nats/context/<name>.json, the selected one named in context.txt."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ReconcileError
+
+# context file field -> ConnectOptions field
+FIELDS = {
+    "url": "servers",
+    "user": "user",
+    "password": "password",
+    "token": "token",
+    "creds": "creds",
+    "nkey": "nkey",
+    "cert": "tlscert",
+    "key": "tlskey",
+    "ca": "tlsca",
+    "tls_first": "tlsfirst",
+    "jetstream_domain": "js_domain",
+    "jetstream_api_prefix": "js_api_prefix",
+    "inbox_prefix": "inbox_prefix",
+}
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "nats"
+
+
+def selected_context() -> str | None:
+    path = config_dir() / "context.txt"
+    try:
+        name = path.read_text().strip()
+    except OSError:
+        return None
+    return name or None
+
+
+def load_context(name: str | None) -> dict[str, Any]:
+    """ConnectOptions fields from the named context (or the selected one); {} when there is none."""
+    explicit = name is not None
+    name = name or selected_context()
+    if not name:
+        return {}
+    if "/" in name or name.startswith("."):
+        raise ReconcileError(f"invalid context name {name!r}")
+    path = config_dir() / "context" / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        if explicit:
+            raise ReconcileError(f"nats context {name!r} not found ({path})") from None
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReconcileError(
+            f"cannot read nats context {name!r} ({path}): {exc.__class__.__name__}"
+        ) from None
+    options: dict[str, Any] = {}
+    for key, field in FIELDS.items():
+        value = data.get(key)
+        if value in (None, "", False):
+            continue
+        if field == "servers":
+            value = [s.strip() for s in str(value).split(",") if s.strip()]
+        options[field] = value
+    return options

@@ -1,0 +1,258 @@
+"""Read manifest files into plain documents, keeping a Location for every node.
+
+YAML is composed to nodes (not constructed by PyYAML) so that every value keeps its line and column,
+only the standard tags are accepted, and aliases cannot blow up. `${VAR}` and `${VAR:-default}` in
+scalars are replaced from the environment here, so later stages see final values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import Location, ManifestError, Problem
+
+Path_ = tuple[str | int, ...]
+
+SUFFIXES = (".yaml", ".yml", ".json")
+MAX_DEPTH = 64  # deeper than any real manifest; stops recursion bombs
+MAX_NODES = 100_000  # per document, counting every alias expansion; stops billion-laughs
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STR = "tag:yaml.org,2002:str"
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+}
+
+
+@dataclass
+class Document:
+    """One resource document: its data and where each part of it came from."""
+
+    file: str
+    index: int  # 0-based position in a multi-document file
+    data: Any
+    locations: dict[Path_, Location] = field(default_factory=dict)
+
+    def where(self, path: Iterable[str | int] = ()) -> Location:
+        """The location of `path`, or of its nearest ancestor that has one."""
+        parts = tuple(path)
+        while parts:
+            if parts in self.locations:
+                return self.locations[parts]
+            parts = parts[:-1]
+        return self.locations.get((), Location(self.file))
+
+
+def find_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand directories (recursively, sorted) into manifest files; a missing path is an error."""
+    files: list[Path] = []
+    problems = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(Location(str(path)), "no such file or directory"))
+    if problems:
+        raise ManifestError(problems)
+    return files
+
+
+def load_manifests(
+    paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> list[Document]:
+    """Load every document of every file; raise one ManifestError listing all problems."""
+    env = os.environ if env is None else env
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    files = find_files(paths)
+    if not files:
+        raise ManifestError([Problem(Location(", ".join(map(str, paths)) or "."), "no manifest files found")])
+    for path in files:
+        docs, found = load_file(path, env)
+        documents += docs
+        problems += found
+    if problems:
+        raise ManifestError(problems)
+    return documents
+
+
+def load_file(path: Path, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
+    name = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return [], [Problem(Location(name), f"file is larger than {MAX_FILE_BYTES} bytes")]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(Location(name), f"cannot read file: {exc}")]
+    return parse_text(text, name, env)
+
+
+def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        if name.endswith(".json"):
+            fallback = _json_fallback(text, name)
+            if fallback is not None:
+                return fallback
+        mark = exc.problem_mark or exc.context_mark
+        location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
+        reason = " ".join(part for part in (exc.context, exc.problem) if part)
+        return [], [Problem(location, f"invalid {'JSON' if name.endswith('.json') else 'YAML'}: {reason}")]
+    except (yaml.YAMLError, RecursionError) as exc:
+        return [], [Problem(Location(name), f"invalid YAML: {exc}")]
+    documents, problems = [], []
+    for index, node in enumerate(nodes):
+        if node is None:
+            continue
+        builder = _Builder(name, env)
+        data = builder.build(node, (), 0)
+        problems += builder.problems
+        if not builder.problems and data is not None:
+            documents.append(Document(name, index, data, builder.locations))
+    return documents, problems
+
+
+def _json_fallback(text: str, name: str) -> tuple[list[Document], list[Problem]] | None:
+    """JSON that YAML will not read (tabs, say): load it without positions below the file."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [], [Problem(Location(name, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
+    items = data if isinstance(data, list) else [data]
+    return [Document(name, i, item, {(): Location(name, 1, 1)}) for i, item in enumerate(items)], []
+
+
+class _Builder:
+    """Turns a composed node tree into plain Python values and a path -> Location map."""
+
+    def __init__(self, file: str, env: Mapping[str, str]):
+        self.file = file
+        self.env = env
+        self.locations: dict[Path_, Location] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+        self.active: set[int] = set()
+
+    def _loc(self, node: Node) -> Location:
+        mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def _fail(self, node: Node, message: str) -> None:
+        self.problems.append(Problem(self._loc(node), message))
+
+    def build(self, node: Node, path: Path_, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self._fail(node, f"document expands to more than {MAX_NODES} values (alias bomb?)")
+            return None
+        if depth > MAX_DEPTH:
+            self._fail(node, f"nesting deeper than {MAX_DEPTH} levels")
+            return None
+        self.locations.setdefault(path, self._loc(node))
+        if id(node) in self.active:
+            self._fail(node, "recursive alias")
+            return None
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    self._fail(node, f"YAML tag {node.tag!r} is not allowed")
+                    return None
+                return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path, depth)
+        finally:
+            self.active.discard(id(node))
+        self._fail(node, "unsupported YAML node")
+        return None
+
+    def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any] | None:
+        if node.tag == "tag:yaml.org,2002:merge" or node.tag != "tag:yaml.org,2002:map":
+            self._fail(node, f"YAML tag {node.tag!r} is not allowed")
+            return None
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self._fail(key_node, "YAML merge keys (<<) are not supported; write the fields out")
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._fail(key_node, "a mapping key must be a plain string")
+                continue
+            key = key_node.value
+            if key in result:
+                self._fail(key_node, f"duplicate key {key!r}")
+                continue
+            self.locations[(*path, key)] = self._loc(key_node)
+            result[key] = self.build(value_node, (*path, key), depth + 1)
+        return result
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag, value = node.tag, node.value
+        if tag not in _SCALAR_TAGS:
+            self._fail(node, f"YAML tag {tag!r} is not allowed")
+            return None
+        if "$" in value:
+            substituted = self._substitute(node)
+            if substituted is None:
+                return None
+            if substituted != value:
+                value = substituted
+                if node.style is None:  # plain scalars get their type from the substituted text
+                    tag = self.constructor.resolve(ScalarNode, value, (True, False))
+                    if tag not in _SCALAR_TAGS:
+                        tag = _STR
+                node = ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
+        if tag in (_STR, "tag:yaml.org,2002:timestamp"):
+            return value
+        if tag == "tag:yaml.org,2002:bool" and value.lower() not in ("true", "false"):
+            # YAML 1.1 reads yes/no/on/off as booleans; JetStream never wants that surprise.
+            return value
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            self._fail(node, f"invalid value {value!r}: {exc}")
+            return None
+
+    def _substitute(self, node: ScalarNode) -> str | None:
+        missing: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+
+        result = _VAR.sub(replace, node.value)
+        for name in missing:
+            self._fail(
+                node, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+            )
+        return None if missing else result

@@ -1,0 +1,359 @@
+"""Pure planning: (desired resources, live state) -> Plan, in dependency order. No I/O here."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .canonical import (
+    MARKER,
+    STREAM_DEFAULTS,
+    canonical_consumer,
+    canonical_stream,
+    consumer_defaults,
+    default_duplicate_window,
+    full_consumer,
+    full_stream,
+)
+from .model import Address, Resource
+from .observe import LiveState
+from .subjects import overlaps
+from .versions import Server
+
+
+class Action(str, Enum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"  # delete, then create: the data is lost
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return {"no-op": " ", "create": "+", "update": "~", "replace": "-/+", "delete": "-"}[self.value]
+
+    @property
+    def destructive(self) -> bool:
+        return self in (Action.REPLACE, Action.DELETE)
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str  # dotted, e.g. "max_age" or "consumer_limits.max_ack_pending"
+    before: Any  # live value (the server default when not set)
+    after: Any  # desired value
+    forces_replace: bool = False
+    reason: str | None = None  # why it forces a replace; for readers only
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One resource's action. `before`/`after` are canonical configs without our marker.
+
+    before: the live config (None on create). after: the desired config (None on delete).
+    body: the full request body apply sends for create/update/replace.
+    adopt: the resource matches but lacks our marker; apply adds it (not counted as a change).
+    """
+
+    address: Address
+    action: Action
+    before: dict | None
+    after: dict | None
+    diffs: tuple[FieldDiff, ...] = ()
+    reason: str | None = None
+    adopt: bool = False
+    body: dict | None = None
+    resource: Resource | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def pending(self) -> bool:
+        """Whether apply has anything to send for it."""
+        return self.action is not Action.NOOP or self.adopt
+
+
+@dataclass
+class Plan:
+    changes: list[ResourceChange]
+    server: Server
+    set_name: str
+    prune: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    @property
+    def pending(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.pending]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action is action)
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
+            f"{self.count(Action.REPLACE)} to replace, {self.count(Action.DELETE)} to delete"
+        )
+
+
+def _marker(config: dict | None) -> str | None:
+    return ((config or {}).get("metadata") or {}).get(MARKER)
+
+
+def _without_marker(config: dict) -> dict:
+    out = copy.deepcopy(config)
+    meta = {k: v for k, v in (out.get("metadata") or {}).items() if k != MARKER}
+    if meta:
+        out["metadata"] = meta
+    else:
+        out.pop("metadata", None)
+    return out
+
+
+def _with_marker(config: dict, set_name: str) -> dict:
+    out = copy.deepcopy(config)
+    out["metadata"] = {**(out.get("metadata") or {}), MARKER: set_name}
+    return out
+
+
+def field_diffs(before: dict, after: dict, defaults: dict, prefix: str = "") -> list[FieldDiff]:
+    """Changed fields, old -> new. Nested objects give dotted paths; lists compare whole."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key, defaults.get(key)), after.get(key, defaults.get(key))
+        if b == a:
+            continue
+        if isinstance(b, dict) and isinstance(a, dict):
+            out += field_diffs(b, a, {}, f"{prefix}{key}.")
+        else:
+            out.append(FieldDiff(f"{prefix}{key}", b, a))
+    return out
+
+
+def _stream_defaults(config: dict) -> dict:
+    return {**STREAM_DEFAULTS, "duplicate_window": default_duplicate_window(config)}
+
+
+def make_plan(
+    resources: list[Resource], live: LiveState, *, set_name: str = "default", prune: bool = False
+) -> Plan:
+    server = live.server
+    changes: dict[Address, ResourceChange] = {}
+    desired_streams: dict[str, dict] = {}  # stream name -> canonical desired config (for consumer defaults)
+    replaced: set[str] = set()
+
+    for r in (r for r in resources if r.address.is_stream):
+        name = r.address.stream_name
+        raw = live.streams.get(name)
+        after = canonical_stream(r.config)
+        before = canonical_stream(raw) if raw is not None else None
+        for kept in r.keep_live:
+            after.pop(kept, None)
+            if before is not None and kept in before:
+                after[kept] = before[kept]
+        desired_streams[name] = after
+        change = _stream_change(r, before, after, raw, server, set_name)
+        if change.action is Action.REPLACE:
+            replaced.add(name)
+            lost = sorted(
+                set(live.consumers.get(name, {}))
+                - {
+                    c.address.name
+                    for c in resources
+                    if c.address.kind == "consumer" and c.address.stream == name
+                }
+            )
+            if lost:
+                change = _replace(
+                    change,
+                    reason=f"{change.reason}; also deletes consumers not in the manifests: "
+                    + ", ".join(lost),
+                )
+        changes[r.address] = change
+
+    for r in (r for r in resources if r.address.kind == "consumer"):
+        stream_name = r.address.stream
+        live_stream = live.streams.get(stream_name)
+        stream_after = desired_streams.get(stream_name, canonical_stream(live_stream or {}))
+        raw = live.consumers.get(stream_name, {}).get(r.address.name)
+        after = canonical_consumer(r.config, stream_after)
+        before = canonical_consumer(raw, canonical_stream(live_stream or {})) if raw is not None else None
+        body = full_consumer(r.address.name, _with_marker(after, set_name), stream_after, server)
+        if before is None:
+            changes[r.address] = ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
+            continue
+        if stream_name in replaced:
+            changes[r.address] = ResourceChange(
+                r.address,
+                Action.REPLACE,
+                _without_marker(before),
+                after,
+                reason=f"its stream {stream_name} is replaced",
+                body=body,
+                resource=r,
+            )
+            continue
+        changes[r.address] = _diff_change(
+            r,
+            before,
+            after,
+            consumer_defaults(after, stream_after),
+            server.consumer_replace_reasons,
+            set_name,
+            body,
+        )
+
+    if prune:
+        for change in _prunes(resources, live, set_name):
+            changes[change.address] = change
+    return Plan(_order(list(changes.values()), live), server, set_name, prune)
+
+
+def _stream_change(
+    r: Resource, before: dict | None, after: dict, raw: dict | None, server: Server, set_name: str
+) -> ResourceChange:
+    body = full_stream(r.address.stream_name, _with_marker(after, set_name), server)
+    if before is None:
+        return ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
+    return _diff_change(
+        r, before, after, _stream_defaults(after), server.stream_replace_reasons, set_name, body
+    )
+
+
+def _diff_change(
+    r: Resource, before: dict, after: dict, defaults: dict, replace_reasons, set_name: str, body: dict
+) -> ResourceChange:
+    marked = _marker(before)
+    b, a = _without_marker(before), _without_marker(after)
+    reasons = replace_reasons(b, a)
+    diffs = tuple(
+        FieldDiff(
+            d.path, d.before, d.after, d.path.split(".")[0] in reasons, reasons.get(d.path.split(".")[0])
+        )
+        for d in field_diffs(b, a, defaults)
+    )
+    if not diffs:
+        return ResourceChange(r.address, Action.NOOP, b, a, adopt=marked != set_name, body=body, resource=r)
+    if reasons:
+        why = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+        return ResourceChange(r.address, Action.REPLACE, b, a, diffs, reason=why, body=body, resource=r)
+    return ResourceChange(r.address, Action.UPDATE, b, a, diffs, body=body, resource=r)
+
+
+def _replace(change: ResourceChange, reason: str) -> ResourceChange:
+    return ResourceChange(
+        change.address,
+        change.action,
+        change.before,
+        change.after,
+        change.diffs,
+        reason,
+        change.adopt,
+        change.body,
+        change.resource,
+    )
+
+
+def _address_for_stream(name: str, config: dict) -> Address:
+    if name.startswith("KV_") and any(s.startswith("$KV.") for s in config.get("subjects") or ["$KV."]):
+        return Address("kv", name[3:])
+    if name.startswith("OBJ_") and any(s.startswith("$O.") for s in config.get("subjects") or []):
+        return Address("objectstore", name[4:])
+    return Address("stream", name)
+
+
+def _prunes(resources: list[Resource], live: LiveState, set_name: str) -> list[ResourceChange]:
+    """Deletes of resources that carry our marker for this set and are no longer declared."""
+    declared = {r.address for r in resources}
+    declared_streams = {r.address.stream_name for r in resources if r.address.is_stream}
+    out = []
+    for name, config in live.streams.items():
+        if _marker(config) == set_name and name not in declared_streams:
+            address = _address_for_stream(name, config)
+            out.append(
+                ResourceChange(
+                    address,
+                    Action.DELETE,
+                    _without_marker(canonical_stream(config)),
+                    None,
+                    reason="no longer in the manifests",
+                )
+            )
+    for stream, consumers in live.consumers.items():
+        for name, config in consumers.items():
+            address = Address("consumer", name, stream)
+            if _marker(config) == set_name and address not in declared:
+                out.append(
+                    ResourceChange(
+                        address,
+                        Action.DELETE,
+                        _without_marker(canonical_consumer(config, None)),
+                        None,
+                        reason="no longer in the manifests",
+                    )
+                )
+    return out
+
+
+def _order(changes: list[ResourceChange], live: LiveState) -> list[ResourceChange]:
+    """Apply order: deletes that free subjects, streams by dependency, buckets, consumers, other deletes."""
+    deletes = [c for c in changes if c.action is Action.DELETE]
+    rest = [c for c in changes if c.action is not Action.DELETE]
+    new_subjects = [
+        s
+        for c in rest
+        if c.address.is_stream and c.action in (Action.CREATE, Action.REPLACE)
+        for s in (c.after or {}).get("subjects", [])
+    ]
+
+    def frees_subjects(c: ResourceChange) -> bool:
+        return c.address.is_stream and any(
+            overlaps(s, n) for s in (c.before or {}).get("subjects", []) for n in new_subjects
+        )
+
+    early = {c.address for c in deletes if frees_subjects(c)}
+    consumers_of_early = {
+        c.address
+        for c in deletes
+        if c.address.kind == "consumer" and any(c.address.stream == e.stream_name for e in early)
+    }
+    early |= consumers_of_early
+    streams = _topological([c for c in rest if c.address.kind == "stream"])
+    buckets = _topological([c for c in rest if c.address.kind in ("kv", "objectstore")])
+    consumers = sorted((c for c in rest if c.address.kind == "consumer"), key=lambda c: c.address)
+    delete_order = [
+        *sorted((c for c in deletes if c.address.kind == "consumer"), key=lambda c: c.address),
+        *reversed(_topological([c for c in deletes if c.address.is_stream], key="before")),
+    ]
+    first = [c for c in delete_order if c.address in early]
+    last = [c for c in delete_order if c.address not in early]
+    return [*first, *streams, *buckets, *consumers, *last]
+
+
+def _topological(changes: list[ResourceChange], key: str = "after") -> list[ResourceChange]:
+    by_name = {c.address.stream_name: c for c in changes}
+    out: list[ResourceChange] = []
+    seen: set[str] = set()
+
+    def deps(c: ResourceChange) -> list[str]:
+        config = getattr(c, key) or {}
+        names = [s.get("name") for s in config.get("sources") or []]
+        if config.get("mirror"):
+            names.append(config["mirror"].get("name"))
+        return [n for n in names if n in by_name]
+
+    def visit(c: ResourceChange) -> None:
+        name = c.address.stream_name
+        if name in seen:
+            return
+        seen.add(name)  # cycles were refused by validation; this only stops a loop
+        for dep in deps(c):
+            visit(by_name[dep])
+        out.append(c)
+
+    for c in sorted(changes, key=lambda c: c.address):
+        visit(c)
+    return out

@@ -1,0 +1,349 @@
+"""Documents -> Resources: units, schemas, then the rules that span fields and resources.
+
+Everything here is offline. All problems are collected and raised together as one ManifestError.
+The checks that need the live server (a consumer's stream exists there, fields the server version
+knows) are in `check_against_server`, which runs before any change is sent.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from . import schema
+from .canonical import canonical_stream
+from .errors import ManifestError, Problem
+from .kinds import KINDS
+from .load import Document
+from .model import Address, Resource
+from .subjects import overlaps, subject_problem
+from .units import parse_duration, parse_size
+from .versions import Server, show
+
+
+def validate(documents: Iterable[Document]) -> list[Resource]:
+    problems: list[Problem] = []
+    resources: list[Resource] = []
+    for doc in documents:
+        resource = _validate_document(doc, problems)
+        if resource is not None:
+            resources.append(resource)
+    if not problems:
+        problems += _check_set(resources)
+    if problems:
+        raise ManifestError(problems)
+    return resources
+
+
+def _problem(doc: Document, path: tuple, message: str, resource: str = "") -> Problem:
+    return Problem(doc.where(path), message, resource, ".".join(str(p) for p in path))
+
+
+def _validate_document(doc: Document, problems: list[Problem]) -> Resource | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        problems.append(_problem(doc, (), "a manifest document must be a mapping with kind, name and spec"))
+        return None
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(KINDS)
+        what = f"unknown kind {kind!r}" if kind is not None else "missing field 'kind'"
+        problems.append(
+            _problem(doc, ("kind",) if kind is not None else (), f"{what}; expected one of {known}")
+        )
+        return None
+    module = KINDS[kind]
+    data = copy.deepcopy(data)
+    found: list[Problem] = []
+    address_hint = f"{module.ADDRESS_KIND}/{data.get('name', '?')}"
+    for path, unit in schema.unit_fields(module.SCHEMA).items():
+        _convert_units(doc, data, path, (), unit, found, address_hint)
+    for path, message in schema.schema_problems(module.SCHEMA, data):
+        if not any(p.field == ".".join(map(str, path)) for p in found):
+            found.append(_problem(doc, tuple(path), message, address_hint))
+    if found:
+        problems += found
+        return None
+    name = data["name"]
+    spec = data.get("spec") or {}
+    address = Address(module.ADDRESS_KIND, name, data.get("stream", ""))
+    if spec.get("name") not in (None, name):
+        problems.append(
+            _problem(
+                doc, ("spec", "name"), f"spec.name {spec['name']!r} differs from name {name!r}", str(address)
+            )
+        )
+    config = module.to_config(name, spec)
+    resource = Resource(address, config, doc, spec, module.keep_live(spec))
+    problems += _check_fields(resource)
+    return resource
+
+
+def _convert_units(doc, data: Any, pattern: tuple, done: tuple, unit: str, found: list, hint: str) -> None:
+    """Replace human durations/sizes at `pattern` ("*" = every list item) with integers."""
+    if not pattern or not isinstance(data, (dict, list)):
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        keys: Iterable = range(len(data)) if isinstance(data, list) else ()
+    else:
+        keys = [head] if isinstance(data, dict) and head in data else []
+    for key in keys:
+        if rest:
+            _convert_units(doc, data[key], rest, (*done, key), unit, found, hint)
+            continue
+        value = data[key]
+        if isinstance(value, (dict, list)) or value is None:
+            continue  # the schema says what is wrong with it
+        try:
+            data[key] = parse_duration(value) if unit == "duration" else parse_size(value)
+        except ValueError as exc:
+            found.append(_problem(doc, (*done, key), str(exc), hint))
+
+
+def _check_fields(r: Resource) -> list[Problem]:
+    """Rules inside one resource that a JSON schema cannot say (or says badly)."""
+    out: list[Problem] = []
+    c, a = r.config, str(r.address)
+
+    def bad(path: tuple, message: str) -> None:
+        out.append(_problem(r.document, ("spec", *path), message, a))
+
+    if r.address.kind == "consumer":
+        if r.spec.get("durable_name") not in (None, r.address.name):
+            bad(
+                ("durable_name",),
+                f"durable_name {r.spec['durable_name']!r} must equal name {r.address.name!r}",
+            )
+        if c.get("filter_subject") and c.get("filter_subjects"):
+            bad(("filter_subjects",), "set either filter_subject or filter_subjects, not both")
+        for i, subject in enumerate(_filters(c)):
+            if (problem := subject_problem(subject)) is not None:
+                bad(("filter_subjects", i) if c.get("filter_subjects") else ("filter_subject",), problem)
+        push = bool(c.get("deliver_subject"))
+        for field in ("deliver_group", "idle_heartbeat", "flow_control", "rate_limit_bps"):
+            if c.get(field) and not push:
+                bad((field,), f"{field} needs deliver_subject (it is for push consumers)")
+        for field in ("max_waiting", "max_batch", "max_expires", "max_bytes"):
+            if c.get(field) and push:
+                bad((field,), f"{field} is for pull consumers; this one has deliver_subject")
+        if c.get("direct"):
+            bad(("direct",), "direct consumers must be ephemeral; a manifest declares durable consumers")
+        backoff = c.get("backoff") or []
+        if backoff:
+            if c.get("ack_policy", "none") == "none":
+                bad(("backoff",), "backoff needs an ack_policy other than none")
+            max_deliver = c.get("max_deliver", -1)
+            if max_deliver not in (-1, 0) and max_deliver <= len(backoff):
+                bad(("max_deliver",), f"max_deliver must be more than the {len(backoff)} backoff values")
+            if c.get("ack_wait") and c["ack_wait"] != backoff[0]:
+                bad(("ack_wait",), "ack_wait must equal the first backoff value (the server would change it)")
+        return out
+    if c.get("mirror"):
+        for field in ("subjects", "sources"):
+            if c.get(field):
+                bad((field,), f"a mirror cannot have {field}")
+    for i, subject in enumerate(c.get("subjects") or []):
+        if (problem := subject_problem(subject)) is not None:
+            bad(("subjects", i), problem)
+    if c.get("deny_purge") and c.get("allow_rollup_hdrs"):
+        bad(("allow_rollup_hdrs",), "roll-ups need the purge permission; deny_purge forbids it")
+    if c.get("subject_delete_marker_ttl") and not c.get("allow_msg_ttl") and r.address.kind == "stream":
+        bad(("subject_delete_marker_ttl",), "subject_delete_marker_ttl needs allow_msg_ttl: true")
+    if c.get("subject_delete_marker_ttl") and not c.get("allow_rollup_hdrs") and r.address.kind == "stream":
+        bad(("subject_delete_marker_ttl",), "subject_delete_marker_ttl needs allow_rollup_hdrs: true")
+    window, age = c.get("duplicate_window", 0), c.get("max_age", 0)
+    if window and age and window > age:
+        bad(("duplicate_window",), "duplicate_window cannot be longer than max_age")
+    if (c.get("placement") or {}).get("preferred"):
+        bad(("placement", "preferred"), "placement.preferred is not allowed when a stream is created")
+    if c.get("allow_msg_schedules") and c.get("discard") == "new":
+        bad(("allow_msg_schedules",), "message schedules cannot be used with discard: new")
+    return out
+
+
+def _filters(config: dict) -> list[str]:
+    if config.get("filter_subjects"):
+        return list(config["filter_subjects"])
+    return [config["filter_subject"]] if config.get("filter_subject") else []
+
+
+def _check_set(resources: list[Resource]) -> list[Problem]:
+    """Rules across resources: duplicates, consumers and their streams, work-queue filters, cycles."""
+    out: list[Problem] = []
+    by_stream: dict[str, Resource] = {}
+    seen: dict[Address, Resource] = {}
+    for r in resources:
+        key = r.address if not r.address.is_stream else Address("stream", r.address.stream_name)
+        if key in seen:
+            other = seen[key]
+            out.append(
+                Problem(
+                    r.where("name"), f"declared twice; first at {other.where('name')}", str(r.address), "name"
+                )
+            )
+            continue
+        seen[key] = r
+        if r.address.is_stream:
+            by_stream[r.address.stream_name] = r
+    consumers: dict[str, list[Resource]] = defaultdict(list)
+    for r in resources:
+        if r.address.kind == "consumer":
+            consumers[r.address.stream].append(r)
+    for stream_name, group in consumers.items():
+        stream = by_stream.get(stream_name)
+        if stream is None:
+            continue  # may exist on the server; check_against_server decides
+        out += _check_consumers_of(stream, group)
+    out += _check_cycles(by_stream)
+    return out
+
+
+def _check_consumers_of(stream: Resource, group: list[Resource]) -> list[Problem]:
+    out: list[Problem] = []
+    sc = stream.config
+    subjects = sc.get("subjects") or []
+    transformed = sc.get("subject_transform") or sc.get("sources") or sc.get("mirror")
+    for r in group:
+        for i, f in enumerate(_filters(r.config)):
+            if subjects and not transformed and not any(overlaps(f, s) for s in subjects):
+                path = (
+                    ("spec", "filter_subjects", i)
+                    if r.config.get("filter_subjects")
+                    else ("spec", "filter_subject")
+                )
+                out.append(
+                    Problem(
+                        r.where(*path),
+                        f"filter {f!r} matches none of stream {stream.address.name}'s subjects {subjects}",
+                        str(r.address),
+                        ".".join(map(str, path)),
+                    )
+                )
+    if sc.get("retention") != "workqueue":
+        return out
+    where = f"work-queue stream {stream.address.stream_name}"
+    for r in group:
+        if r.config.get("ack_policy", "none") not in ("explicit", "flow_control"):
+            out.append(
+                Problem(
+                    r.where("spec", "ack_policy"),
+                    f"consumers of {where} need ack_policy: explicit",
+                    str(r.address),
+                    "spec.ack_policy",
+                )
+            )
+        if r.config.get("deliver_policy", "all") != "all":
+            out.append(
+                Problem(
+                    r.where("spec", "deliver_policy"),
+                    f"consumers of {where} need deliver_policy: all",
+                    str(r.address),
+                    "spec.deliver_policy",
+                )
+            )
+    unfiltered = [r for r in group if not _filters(r.config)]
+    if unfiltered and len(group) > 1:
+        for r in unfiltered:
+            out.append(
+                Problem(
+                    r.where("name"),
+                    f"{where} allows an unfiltered consumer only when it is the only consumer",
+                    str(r.address),
+                    "spec.filter_subject",
+                )
+            )
+    for i, a in enumerate(group):
+        for b in group[i + 1 :]:
+            clash = [(x, y) for x in _filters(a.config) for y in _filters(b.config) if overlaps(x, y)]
+            if clash:
+                x, y = clash[0]
+                out.append(
+                    Problem(
+                        b.where("spec"),
+                        f"filter {y!r} overlaps {x!r} of {a.address} at "
+                        f"{a.where('spec')}; filters on {where} must not overlap",
+                        str(b.address),
+                        "spec.filter_subject",
+                    )
+                )
+    return out
+
+
+def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
+    out, state = [], {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done" or name not in by_stream:
+            return
+        if state.get(name) == "active":
+            cycle = [*trail[trail.index(name):], name]
+            r = by_stream[name]
+            out.append(
+                Problem(
+                    r.where("spec"),
+                    "sources/mirror form a cycle: " + " -> ".join(cycle),
+                    str(r.address),
+                    "spec.sources",
+                )
+            )
+            return
+        state[name] = "active"
+        for dep in by_stream[name].depends_on:
+            visit(dep, [*trail, name])
+        state[name] = "done"
+
+    for name in sorted(by_stream):
+        visit(name, [])
+    return out
+
+
+def check_against_server(resources: list[Resource], live_streams: dict[str, dict], server: Server) -> None:
+    """Rules that need the live server: a consumer's stream exists, fields the version knows."""
+    out: list[Problem] = []
+    declared = {r.address.stream_name for r in resources if r.address.is_stream}
+    for r in resources:
+        kind = "consumer" if r.address.kind == "consumer" else "stream"
+        if kind == "consumer" and r.address.stream not in declared and r.address.stream not in live_streams:
+            out.append(
+                Problem(
+                    r.where("stream"),
+                    f"stream {r.address.stream!r} is neither declared in the manifests nor on the server",
+                    str(r.address),
+                    "stream",
+                )
+            )
+        out += _version_problems(r, kind, server)
+    if out:
+        raise ManifestError(out)
+
+
+def _version_problems(r: Resource, kind: str, server: Server) -> list[Problem]:
+    out = []
+    config = canonical_stream(r.config) if kind == "stream" else r.config
+    spec_field = _KV_SPEC_FIELDS if r.address.kind == "kv" else {}
+    reported = set()
+    for field, value in config.items():
+        needed = server.field_since(kind, field) or server.value_since(kind, field, value)
+        nested = server.field_since("stream", "sources.*.consumer")
+        if field == "sources" and not needed and nested and any(s.get("consumer") for s in value):
+            needed, field = nested, "sources.consumer"
+        shown = spec_field.get(field, field)
+        if needed and shown not in reported:
+            reported.add(shown)
+            what = f"{shown}: {value}" if field in ("priority_policy", "ack_policy") else shown
+            out.append(
+                Problem(
+                    r.where("spec", shown.split(".")[0]),
+                    f"{what} needs nats-server {show(needed)} or newer; the server is {server}",
+                    str(r.address),
+                    f"spec.{shown}",
+                )
+            )
+    return out
+
+
+# Wire fields of a KV bucket stream, by the spec field that sets them (for error messages).
+_KV_SPEC_FIELDS = {"allow_msg_ttl": "limit_marker_ttl", "subject_delete_marker_ttl": "limit_marker_ttl"}
