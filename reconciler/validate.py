@@ -56,6 +56,8 @@ def _validate_document(doc: Document, problems: list[Problem]) -> Resource | Non
         return None
     module = KINDS[kind]
     data = copy.deepcopy(data)
+    if data.get("spec", {}) is None:  # `spec:` left empty in YAML means all defaults
+        data["spec"] = {}
     found: list[Problem] = []
     address_hint = f"{module.ADDRESS_KIND}/{data.get('name', '?')}"
     for path, unit in schema.unit_fields(module.SCHEMA).items():
