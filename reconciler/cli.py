@@ -17,7 +17,7 @@ from .errors import ManifestError, ReconcileError
 from .export import dump_yaml, export_documents
 from .lock import DEFAULT_BUCKET, break_lock, read_lock
 from .observe import observe
-from .render import render_text
+from .render import render, render_text
 from .units import parse_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -154,12 +154,10 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_plan(args: argparse.Namespace, out: Output, env: dict[str, str]) -> int:
-    from . import render_formats
-
     plan = await api.plan(
         args.paths, connect_options(args, env), set_name=set_name(args, env), prune=args.prune
     )
-    out.out(render_formats.render(plan, args.output, color=_color(env)))
+    out.out(render(plan, args.output, color=_color(env)))
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 

@@ -9,8 +9,7 @@ import yaml
 from .canonical import MARKER, canonical_consumer, canonical_stream
 from .kinds import kv, objectstore
 from .observe import LiveState
-from .render import DURATIONS, SIZES
-from .units import format_duration
+from .units import DURATIONS, SIZES, format_duration
 
 LOCK_STREAMS = ("KV_nats_reconcile",)
 

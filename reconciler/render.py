@@ -2,49 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from .plan import Action, Plan, ResourceChange
-from .units import format_duration, format_size
-
-DURATIONS = {
-    "max_age",
-    "duplicate_window",
-    "subject_delete_marker_ttl",
-    "inactive_threshold",
-    "ack_wait",
-    "idle_heartbeat",
-    "max_expires",
-    "priority_timeout",
-    "backoff",
-    "ttl",
-    "limit_marker_ttl",
-}
-SIZES = {"max_bytes", "max_msg_size", "max_value_size"}
-LIMITS = {"max_msgs", "max_msgs_per_subject", "max_consumers", "max_deliver", "max_ack_pending"}
-
-
-def show_value(path: str, value: Any) -> str:
-    """A field value in human units: 86400000000000 -> '1d', 1073741824 -> '1GiB', -1 -> 'unlimited'."""
-    leaf = path.rsplit(".", 1)[-1]
-    if value is None:
-        return "(unset)"
-    if leaf in DURATIONS:
-        if isinstance(value, list):
-            return "[" + ", ".join(format_duration(v) for v in value) + "]"
-        if leaf in ("max_age", "duplicate_window") and value == 0:
-            return "0s (unlimited)" if leaf == "max_age" else "0s"
-        return format_duration(value)
-    if leaf in SIZES:
-        return format_size(value)
-    if leaf in LIMITS and value == -1:
-        return "unlimited"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(", ", ": "))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+from .plan_document import render_json
+from .units import show_value
 
 
 class Style:
@@ -102,3 +62,64 @@ def render_text(plan: Plan, color: bool = False) -> str:
             f"Apply will mark {len(adopt)} matching resource(s) as managed by set {plan.set_name!r}: {names}"
         )
     return "\n".join(lines)
+
+
+MARKDOWN_MARKER = "<!-- nats-reconcile-plan -->"  # lets a CI job find and update its own PR comment
+_EMOJI = {
+    Action.CREATE: "🟢",
+    Action.UPDATE: "🟡",
+    Action.REPLACE: "🔴",
+    Action.DELETE: "🔴",
+    Action.NOOP: "⚪",
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(plan: Plan) -> str:
+    """A PR comment: summary table, one collapsible section per changed resource, destructive marked."""
+    shown = [c for c in plan.changes if c.action is not Action.NOOP]
+    lines = [MARKDOWN_MARKER, "### nats-reconcile plan", ""]
+    if not shown:
+        lines.append(f"**No changes.** The server (nats-server {plan.server}) matches the manifests.")
+        return "\n".join(lines) + "\n"
+    destructive = sum(1 for c in shown if c.action.destructive)
+    lines.append(f"**{plan.summary}** · nats-server {plan.server} · set `{plan.set_name}`")
+    if destructive:
+        lines += ["", f"> [!WARNING]\n> {destructive} destructive change(s): replace and delete lose data."]
+    lines += ["", "| | Action | Resource | Fields |", "|---|---|---|---|"]
+    for c in shown:
+        action = f"**{c.action.value}** ⚠️ destructive" if c.action.destructive else c.action.value
+        fields = ", ".join(f"`{d.path}`" for d in c.diffs) or c.reason or f"{len(c.after or {})} fields"
+        lines.append(f"| {_EMOJI[c.action]} | {action} | `{c.address}` | {_cell(fields)} |")
+    for c in shown:
+        lines += [
+            "",
+            f"<details><summary>{_EMOJI[c.action]} {c.action.value} <code>{c.address}</code></summary>",
+            "",
+        ]
+        if c.reason:
+            lines += [f"_{_cell(c.reason)}_", ""]
+        if c.action is Action.CREATE:
+            lines += ["| Field | Value |", "|---|---|"]
+            lines += [f"| `{k}` | {_cell(show_value(k, v))} |" for k, v in (c.after or {}).items()]
+        elif c.diffs:
+            lines += ["| Field | Before | After | |", "|---|---|---|---|"]
+            for d in c.diffs:
+                note = "forces replace" if d.forces_replace else ""
+                lines.append(
+                    f"| `{d.path}` | {_cell(show_value(d.path, d.before))} | "
+                    f"{_cell(show_value(d.path, d.after))} | {note} |"
+                )
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render(plan: Plan, output: str = "text", color: bool = False) -> str:
+    if output == "json":
+        return render_json(plan)
+    if output == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, color=color)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 NANOS = {
     "ns": 1,
@@ -111,3 +113,42 @@ def format_size(count: int) -> str:
         if count >= size and count % size == 0:
             return f"{count // size}{unit}"
     return str(count)
+
+
+DURATIONS = {
+    "max_age",
+    "duplicate_window",
+    "subject_delete_marker_ttl",
+    "inactive_threshold",
+    "ack_wait",
+    "idle_heartbeat",
+    "max_expires",
+    "priority_timeout",
+    "backoff",
+    "ttl",
+    "limit_marker_ttl",
+}
+SIZES = {"max_bytes", "max_msg_size", "max_value_size"}
+LIMITS = {"max_msgs", "max_msgs_per_subject", "max_consumers", "max_deliver", "max_ack_pending"}
+
+
+def show_value(path: str, value: Any) -> str:
+    """A field value in human units: 86400000000000 -> '1d', 1073741824 -> '1GiB', -1 -> 'unlimited'."""
+    leaf = path.rsplit(".", 1)[-1]
+    if value is None:
+        return "(unset)"
+    if leaf in DURATIONS:
+        if isinstance(value, list):
+            return "[" + ", ".join(format_duration(v) for v in value) + "]"
+        if leaf in ("max_age", "duplicate_window") and value == 0:
+            return "0s (unlimited)" if leaf == "max_age" else "0s"
+        return format_duration(value)
+    if leaf in SIZES:
+        return format_size(value)
+    if leaf in LIMITS and value == -1:
+        return "unlimited"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(", ", ": "))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

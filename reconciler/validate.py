@@ -281,7 +281,7 @@ def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
         if state.get(name) == "done" or name not in by_stream:
             return
         if state.get(name) == "active":
-            cycle = [*trail[trail.index(name):], name]
+            cycle = [*trail[trail.index(name) :], name]
             r = by_stream[name]
             out.append(
                 Problem(
