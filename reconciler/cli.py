@@ -210,17 +210,30 @@ async def cmd_export(args: argparse.Namespace, out: Output, env: dict[str, str])
 async def cmd_lock(args: argparse.Namespace, out: Output, env: dict[str, str]) -> int:
     conn = await connect(connect_options(args, env))
     try:
-        holder = await read_lock(conn, args.lock_bucket, set_name(args, env))
-        if args.action == "show" or holder is None:
-            out.out("The apply lock is free." if holder is None else f"The apply lock is held: {holder}")
+        scope = set_name(args, env)
+        current = await read_lock(conn, args.lock_bucket, scope)
+        if args.action == "show" or current is None:
+            out.out(
+                f"The apply lock of set {scope!r} is free."
+                if current is None
+                else f"The apply lock of set {scope!r} is held by {_holder(current)}."
+            )
             return EXIT_OK
         if not args.yes:
-            raise ReconcileError(f"the lock is held: {holder}; add --yes to break it")
-        removed = await break_lock(conn, args.lock_bucket, set_name(args, env))
-        out.out(f"Broke the apply lock held by {removed}.")
+            raise ReconcileError(
+                f"the apply lock is held by {_holder(current)}. Break it only if that process "
+                "is gone (it would expire by itself); add --yes to break it"
+            )
+        removed = await break_lock(conn, args.lock_bucket, scope)
+        out.out(f"Broke the apply lock held by {_holder(removed) if removed else 'nobody'}.")
         return EXIT_OK
     finally:
         await conn.close()
+
+
+def _holder(entry: dict[str, Any]) -> str:
+    h = entry.get("holder") or {}
+    return f"{h.get('host')} pid {h.get('pid')} (id {h.get('id')}) for {entry.get('held_for', 0):.0f}s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
