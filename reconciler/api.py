@@ -132,7 +132,9 @@ async def apply(
             if not allow_replace:
                 refuse_replaces(current)
             applying = time.monotonic()
-            steps = await execute(conn, current, guard=lock.check, progress=progress)
+            steps = await execute(
+                conn, current, guard=lock.check, fence=lambda: lock.check(verify=True), progress=progress
+            )
             timings["apply"] = time.monotonic() - applying
         timings["total"] = time.monotonic() - started
         return ApplyResult(current, steps, lock.holder, timings=timings)

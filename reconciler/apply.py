@@ -9,6 +9,7 @@ was not done. Running again converges, because planning re-reads the live state.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ CONCURRENCY = 16
 NOT_FOUND = (10059, 10014)  # stream not found, consumer not found
 
 Guard = Callable[[], Awaitable[None]]
-Progress = Callable[[str], None]
+Progress = Callable[[str], "Awaitable[None] | None"]  # may be async: apply awaits what it returns
 
 
 @dataclass
@@ -83,9 +84,18 @@ def _waves(plan: Plan) -> list[list[ResourceChange]]:
 
 
 async def execute(
-    conn: Connection, plan: Plan, *, guard: Guard | None = None, progress: Progress | None = None
+    conn: Connection,
+    plan: Plan,
+    *,
+    guard: Guard | None = None,
+    fence: Guard | None = None,
+    progress: Progress | None = None,
 ) -> list[StepResult]:
-    """Send the plan's changes. `guard` runs before each change (the lock's check)."""
+    """Send the plan's changes.
+
+    `guard` runs before each change (cheap: the lock's own view of its lease); `fence` runs before each
+    wave (it reads the lock key, so a lock broken or taken over stops us before the next wave).
+    """
     done: list[StepResult] = []
     gate = asyncio.Semaphore(CONCURRENCY)
     failure: list[tuple[ResourceChange, Exception]] = []
@@ -105,10 +115,18 @@ async def execute(
             step = StepResult(change, time.monotonic() - started, drift)
             done.append(step)
             if progress is not None:
-                progress(f"{step.description} ({step.seconds * 1000:.0f}ms)")
+                pending = progress(f"{step.description} ({step.seconds * 1000:.0f}ms)")
+                if inspect.isawaitable(pending):
+                    await pending
 
     for wave in _waves(plan):
-        await asyncio.gather(*(run(c) for c in wave))
+        if fence is not None:
+            try:
+                await fence()
+            except ReconcileError as exc:
+                failure.append((wave[0], exc))
+        if not failure:
+            await asyncio.gather(*(run(c) for c in wave))
         if failure:
             change, exc = failure[0]
             finished = {id(s.change) for s in done}

@@ -417,6 +417,8 @@ class ApplyLock:
                 expected = 0
             elif entry.is_marker:
                 expected = entry.seq
+                if entry.data and "id" in entry.holder:
+                    self.previous_holder = entry.holder  # who released it last (see release)
             elif entry.holder.get("id") == self._holder["id"]:
                 # Our write landed but its ack was lost. It was sent after `start`; renew now so the
                 # lease is timed from a known send.
@@ -528,10 +530,11 @@ class ApplyLock:
         expected = self._revision
         for _ in range(3):
             try:
+                # The purge marker carries our holder record, so the next holder can say who was last.
                 await _publish(
                     self.conn,
                     self.subject,
-                    b"",
+                    self._value(),
                     {**purge, "Nats-Expected-Last-Subject-Sequence": str(expected)},
                 )
                 return
