@@ -10,7 +10,7 @@ import pytest
 from reconciler.canonical import MARKER
 from tests.helpers import consumer_config, request, run_cli, stream_config, stream_names, write
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.compat]
 
 ROOT = Path(__file__).resolve().parents[2]
 GiB = 1024**3
