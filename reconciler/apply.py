@@ -156,16 +156,22 @@ async def _send(conn: Connection, plan: Plan, change: ResourceChange) -> list[st
     if a.is_stream:
         verb = "UPDATE" if change.action is Action.UPDATE or (change.action is Action.NOOP) else "CREATE"
         answer = await conn.request(f"STREAM.{verb}.{a.stream_name}", {**body, **pedantic})
-        stored = canonical_stream(answer.get("config") or {})
+        stored = canonical_stream(answer.get("config") or {}, plan.server)
     else:
         action = "update" if change.action in (Action.UPDATE, Action.NOOP) else "create"
+        api = f"CONSUMER.CREATE.{a.stream}.{a.name}"
+        if change.legacy_durable:
+            api = f"CONSUMER.DURABLE.CREATE.{a.stream}.{a.name}"
+            body = {k: v for k, v in body.items() if k != "name"}
         request = {"stream_name": a.stream, "config": body, "action": action, **pedantic}
-        answer = await conn.request(f"CONSUMER.CREATE.{a.stream}.{a.name}", request)
+        answer = await conn.request(api, request)
         stored = canonical_consumer(answer.get("config") or {}, None)
-    return _drift(change, stored, body)
+    return _drift(change, stored, body, plan)
 
 
-def _drift(change: ResourceChange, stored: dict, body: dict) -> list[str]:
+def _drift(change: ResourceChange, stored: dict, body: dict, plan: Plan) -> list[str]:
     """Fields the server stored differently from what we sent (2.10 adjusts instead of refusing)."""
-    wanted = canonical_stream(body) if change.address.is_stream else canonical_consumer(body, None)
+    wanted = (
+        canonical_stream(body, plan.server) if change.address.is_stream else canonical_consumer(body, None)
+    )
     return [f"{d.path}: asked {d.after!r}, server has {d.before!r}" for d in field_diffs(stored, wanted, {})]

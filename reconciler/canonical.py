@@ -84,15 +84,15 @@ def user_metadata(metadata: dict | None) -> dict[str, str]:
     return {k: v for k, v in (metadata or {}).items() if not k.startswith("_nats.")}
 
 
-def default_duplicate_window(config: dict) -> int:
-    # Mirrors and streams with sources get no default window; otherwise 2m, capped at max_age.
-    if config.get("mirror") or config.get("sources"):
+def default_duplicate_window(config: dict, server: Server) -> int:
+    # Mirrors get no default window, nor (from 2.14) streams with sources; otherwise 2m, capped at max_age.
+    if config.get("mirror") or (config.get("sources") and not server.sourced_streams_get_duplicate_window):
         return 0
     max_age = config.get("max_age") or 0
     return max_age if 0 < max_age < TWO_MINUTES else TWO_MINUTES
 
 
-def canonical_stream(config: dict) -> dict:
+def canonical_stream(config: dict, server: Server) -> dict:
     c = copy.deepcopy(config)
     for field in STREAM_SERVER_MANAGED:
         c.pop(field, None)
@@ -100,8 +100,8 @@ def canonical_stream(config: dict) -> dict:
         if c.get(field) == 0:
             c[field] = STREAM_DEFAULTS[field]
     if not c.get("duplicate_window"):
-        c["duplicate_window"] = default_duplicate_window(c)
-    if c.get("duplicate_window") == default_duplicate_window(c):
+        c["duplicate_window"] = default_duplicate_window(c, server)
+    if c.get("duplicate_window") == default_duplicate_window(c, server):
         c.pop("duplicate_window")
     if c.get("persist_mode") == "default":  # read back as absent (2.12+)
         c.pop("persist_mode")
@@ -189,7 +189,7 @@ def full_stream(name: str, canonical: dict, server: Server) -> dict:
     body: dict[str, Any] = {"name": name}
     body.update({k: copy.deepcopy(v) for k, v in STREAM_DEFAULTS.items() if _known(server, k)})
     body.update(copy.deepcopy(canonical))
-    window = canonical.get("duplicate_window") or default_duplicate_window(body)
+    window = canonical.get("duplicate_window") or default_duplicate_window(body, server)
     if window:
         body["duplicate_window"] = window
     return body

@@ -10,6 +10,7 @@ from .canonical import MARKER, canonical_consumer, canonical_stream
 from .kinds import kv, objectstore
 from .observe import LiveState
 from .units import DURATIONS, SIZES, format_duration
+from .versions import Server
 
 LOCK_STREAMS = ("KV_nats_reconcile",)
 
@@ -37,14 +38,14 @@ def _drop_marker(config: dict) -> dict:
     return out
 
 
-def _stream_document(name: str, raw: dict) -> dict:
-    config = _drop_marker(canonical_stream(raw))
+def _stream_document(name: str, raw: dict, server: Server) -> dict:
+    config = _drop_marker(canonical_stream(raw, server))
     for prefix, module, kind in (("KV_", kv, "KeyValue"), ("OBJ_", objectstore, "ObjectStore")):
         if name.startswith(prefix):
             bucket = name[len(prefix) :]
             spec = module.from_config(bucket, config)
             if spec is not None:
-                rebuilt = canonical_stream(module.to_config(bucket, spec))
+                rebuilt = canonical_stream(module.to_config(bucket, spec), server)
                 for kept in module.keep_live(spec):
                     rebuilt.pop(kept, None)
                     if kept in config:
@@ -74,8 +75,8 @@ def export_documents(
         raw = live.streams.get(name)
         if raw is None:
             raise LookupError(f"stream {name!r} does not exist on the server")
-        documents.append(_stream_document(name, raw))
-        stream_canonical = canonical_stream(raw)
+        documents.append(_stream_document(name, raw, live.server))
+        stream_canonical = canonical_stream(raw, live.server)
         for consumer, config in sorted(live.consumers.get(name, {}).items()):
             if not config.get("durable_name"):
                 continue  # ephemeral consumers belong to their clients, not to manifests

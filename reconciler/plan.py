@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -65,6 +66,9 @@ class ResourceChange:
     reason: str | None = None
     adopt: bool = False
     body: dict | None = None
+    # A consumer made through the legacy CONSUMER.DURABLE.CREATE API: 2.10 and 2.11 store no `name` for
+    # it, and updating it through the named API would add one. Apply updates it the way it was made.
+    legacy_durable: bool = False
     resource: Resource | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -133,8 +137,8 @@ def field_diffs(before: dict, after: dict, defaults: dict, prefix: str = "") -> 
     return out
 
 
-def _stream_defaults(config: dict) -> dict:
-    return {**STREAM_DEFAULTS, "duplicate_window": default_duplicate_window(config)}
+def _stream_defaults(config: dict, server: Server) -> dict:
+    return {**STREAM_DEFAULTS, "duplicate_window": default_duplicate_window(config, server)}
 
 
 def make_plan(
@@ -148,8 +152,8 @@ def make_plan(
     for r in (r for r in resources if r.address.is_stream):
         name = r.address.stream_name
         raw = live.streams.get(name)
-        after = canonical_stream(r.config)
-        before = canonical_stream(raw) if raw is not None else None
+        after = canonical_stream(r.config, server)
+        before = canonical_stream(raw, server) if raw is not None else None
         for kept in r.keep_live:
             after.pop(kept, None)
             if before is not None and kept in before:
@@ -177,10 +181,11 @@ def make_plan(
     for r in (r for r in resources if r.address.kind == "consumer"):
         stream_name = r.address.stream
         live_stream = live.streams.get(stream_name)
-        stream_after = desired_streams.get(stream_name, canonical_stream(live_stream or {}))
+        live_stream_canonical = canonical_stream(live_stream or {}, server)
+        stream_after = desired_streams.get(stream_name, live_stream_canonical)
         raw = live.consumers.get(stream_name, {}).get(r.address.name)
         after = canonical_consumer(r.config, stream_after)
-        before = canonical_consumer(raw, canonical_stream(live_stream or {})) if raw is not None else None
+        before = canonical_consumer(raw, live_stream_canonical) if raw is not None else None
         body = full_consumer(r.address.name, _with_marker(after, set_name), stream_after, server)
         if before is None:
             changes[r.address] = ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
@@ -196,7 +201,7 @@ def make_plan(
                 resource=r,
             )
             continue
-        changes[r.address] = _diff_change(
+        change = _diff_change(
             r,
             before,
             after,
@@ -205,6 +210,9 @@ def make_plan(
             set_name,
             body,
         )
+        if not raw.get("name") and change.action in (Action.UPDATE, Action.NOOP):
+            change = dataclasses.replace(change, legacy_durable=True)
+        changes[r.address] = change
 
     if prune:
         for change in _prunes(resources, live, set_name):
@@ -219,7 +227,7 @@ def _stream_change(
     if before is None:
         return ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
     return _diff_change(
-        r, before, after, _stream_defaults(after), server.stream_replace_reasons, set_name, body
+        r, before, after, _stream_defaults(after, server), server.stream_replace_reasons, set_name, body
     )
 
 
@@ -244,17 +252,7 @@ def _diff_change(
 
 
 def _replace(change: ResourceChange, reason: str) -> ResourceChange:
-    return ResourceChange(
-        change.address,
-        change.action,
-        change.before,
-        change.after,
-        change.diffs,
-        reason,
-        change.adopt,
-        change.body,
-        change.resource,
-    )
+    return dataclasses.replace(change, reason=reason)
 
 
 def _address_for_stream(name: str, config: dict) -> Address:
@@ -277,7 +275,7 @@ def _prunes(resources: list[Resource], live: LiveState, set_name: str) -> list[R
                 ResourceChange(
                     address,
                     Action.DELETE,
-                    _without_marker(canonical_stream(config)),
+                    _without_marker(canonical_stream(config, live.server)),
                     None,
                     reason="no longer in the manifests",
                 )

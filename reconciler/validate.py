@@ -324,7 +324,7 @@ def check_against_server(resources: list[Resource], live_streams: dict[str, dict
 
 def _version_problems(r: Resource, kind: str, server: Server) -> list[Problem]:
     out = []
-    config = canonical_stream(r.config) if kind == "stream" else r.config
+    config = canonical_stream(r.config, server) if kind == "stream" else r.config
     spec_field = _KV_SPEC_FIELDS if r.address.kind == "kv" else {}
     reported = set()
     for field, value in config.items():

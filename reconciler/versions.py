@@ -97,6 +97,11 @@ class Server:
         return self.at_least((2, 11, 0))
 
     @property
+    def sourced_streams_get_duplicate_window(self) -> bool:
+        """Before 2.14 a stream with sources gets the default 2m window; from 2.14 only plain streams do."""
+        return not self.at_least((2, 14, 0))
+
+    @property
     def per_message_ttl(self) -> bool:
         return self.at_least((2, 11, 0))
 
