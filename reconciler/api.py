@@ -17,7 +17,8 @@ from typing import Any
 
 from .apply import Progress, StepResult, execute, refuse_replaces
 from .connection import Connection, ConnectOptions, connect
-from .load import load_manifests
+from .errors import ManifestError
+from .load import read_manifests
 from .lock import DEFAULT_BUCKET, ApplyLock
 from .model import Resource
 from .observe import LiveState, observe
@@ -45,8 +46,15 @@ class ApplyResult:
 
 
 def load(paths: Paths, env: dict[str, str] | None = None) -> list[Resource]:
-    """Load and validate manifests (offline)."""
-    return validate(load_manifests(paths, env))
+    """Load and validate manifests (offline). Every problem of every file is reported at once."""
+    documents, problems = read_manifests(paths, env)
+    try:
+        resources = validate(documents)
+    except ManifestError as exc:
+        problems = [*problems, *exc.problems]
+    if problems:
+        raise ManifestError(problems)
+    return resources
 
 
 def manifest_hash(resources: list[Resource]) -> str:
@@ -72,7 +80,7 @@ async def _observe_and_plan(
     streams = {r.address.stream_name for r in resources if r.address.is_stream}
     streams |= {r.address.stream for r in resources if r.address.kind == "consumer"}
     live = await observe(conn, None if prune else streams)
-    check_against_server(resources, live.streams, live.server)
+    check_against_server(resources, live.streams, live.server, live.consumers)
     return live, make_plan(resources, live, set_name=set_name, prune=prune)
 
 

@@ -29,6 +29,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _STR = "tag:yaml.org,2002:str"
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -65,7 +66,14 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            # Hidden folders (.github, .git) hold workflow files, not manifests.
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -79,6 +87,17 @@ def load_manifests(
     paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
 ) -> list[Document]:
     """Load every document of every file; raise one ManifestError listing all problems."""
+    documents, problems = read_manifests(paths, env)
+    if problems:
+        raise ManifestError(problems)
+    return documents
+
+
+def read_manifests(
+    paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> tuple[list[Document], list[Problem]]:
+    """The documents that loaded, and the problems of those that did not (so that validation can
+    report its own problems of the good documents alongside, all at once)."""
     env = os.environ if env is None else env
     documents: list[Document] = []
     problems: list[Problem] = []
@@ -89,9 +108,7 @@ def load_manifests(
         docs, found = load_file(path, env)
         documents += docs
         problems += found
-    if problems:
-        raise ManifestError(problems)
-    return documents
+    return documents, problems
 
 
 def load_file(path: Path, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
@@ -106,17 +123,23 @@ def load_file(path: Path, env: Mapping[str, str]) -> tuple[list[Document], list[
 
 
 def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
+    is_json = name.endswith(".json")
+    if is_json:
+        # JSON files must be JSON (YAML would accept trailing commas, bare words, `1h`); YAML, a
+        # superset, is then read only for the positions.
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return [], [Problem(Location(name, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
-        if name.endswith(".json"):
-            fallback = _json_fallback(text, name)
-            if fallback is not None:
-                return fallback
+        if is_json:
+            return _json_without_positions(text, name)
         mark = exc.problem_mark or exc.context_mark
         location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
-        return [], [Problem(location, f"invalid {'JSON' if name.endswith('.json') else 'YAML'}: {reason}")]
+        return [], [Problem(location, f"invalid YAML: {reason}")]
     except (yaml.YAMLError, RecursionError) as exc:
         return [], [Problem(Location(name), f"invalid YAML: {exc}")]
     documents, problems = [], []
@@ -126,17 +149,25 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         builder = _Builder(name, env)
         data = builder.build(node, (), 0)
         problems += builder.problems
-        if not builder.problems and data is not None:
+        if builder.problems or data is None:
+            continue
+        if is_json and isinstance(data, list):  # a JSON file may hold an array of resources
+            documents += [
+                Document(name, i, item, _rebase(builder.locations, i)) for i, item in enumerate(data)
+            ]
+        else:
             documents.append(Document(name, index, data, builder.locations))
     return documents, problems
 
 
-def _json_fallback(text: str, name: str) -> tuple[list[Document], list[Problem]] | None:
-    """JSON that YAML will not read (tabs, say): load it without positions below the file."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return [], [Problem(Location(name, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
+def _rebase(locations: dict[Path_, Location], index: int) -> dict[Path_, Location]:
+    """The locations under item `index` of a top-level list, as paths of that item."""
+    return {path[1:]: loc for path, loc in locations.items() if path[:1] == (index,)}
+
+
+def _json_without_positions(text: str, name: str) -> tuple[list[Document], list[Problem]]:
+    """Valid JSON that YAML will not read (tabs, say): load it without positions below the file."""
+    data = json.loads(text)
     items = data if isinstance(data, list) else [data]
     return [Document(name, i, item, {(): Location(name, 1, 1)}) for i, item in enumerate(items)], []
 
@@ -222,13 +253,17 @@ class _Builder:
                 value = substituted
                 if node.style is None:  # plain scalars get their type from the substituted text
                     tag = self.constructor.resolve(ScalarNode, value, (True, False))
-                    if tag not in _SCALAR_TAGS:
+                    if tag not in _SCALAR_TAGS or not value:  # `${DESC:-}` is "", not null
                         tag = _STR
                 node = ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
         if tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return value
         if tag == "tag:yaml.org,2002:bool" and value.lower() not in ("true", "false"):
             # YAML 1.1 reads yes/no/on/off as booleans; JetStream never wants that surprise.
+            return value
+        if tag == "tag:yaml.org,2002:int" and not _PLAIN_INT.fullmatch(value):
+            # Nor 1:30 as 90 (sexagesimal), 017 as 15 (octal), 0x10 or 1_000: keep the text, so that a
+            # duration or size field parses it, or the schema names the field that got a string.
             return value
         try:
             return self.constructor.construct_object(node, deep=True)

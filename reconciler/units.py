@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from typing import Any
 
 NANOS = {
@@ -52,11 +53,11 @@ def parse_duration(value: object) -> int:
     text = value.strip()
     if text.isdigit():
         raise ValueError(f"{value!r} has no unit; write 30s, 500ms, 1h30m, 7d, or an integer of nanoseconds")
-    pos, total = 0, 0.0
+    pos, total = 0, Fraction(0)
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
             break
-        total += float(match.group(1)) * NANOS[match.group(2)]
+        total += Fraction(match.group(1)) * NANOS[match.group(2)]  # exact: floats lose ns past 104 days
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(
@@ -79,10 +80,10 @@ def parse_size(value: object) -> int:
     unit = match.group(2).lower() if match else ""
     if not match or (unit and unit not in BYTES):
         raise ValueError(f"{value!r} is not a size; write 512KiB, 1GiB, 10MB, or an integer of bytes")
-    total = float(match.group(1)) * BYTES.get(unit, 1)
+    total = Fraction(match.group(1)) * BYTES.get(unit, 1)
     if total > INT64_MAX:
         raise ValueError(f"{value!r} is too large a size")
-    if total != int(total):
+    if total.denominator != 1:
         raise ValueError(f"{value!r} is not a whole number of bytes")
     return int(total)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import schema
-from .canonical import canonical_stream
+from .canonical import CONSUMER_DEFAULTS, canonical_stream
 from .errors import ManifestError, Problem
 from .kinds import KINDS
 from .load import Document
@@ -30,8 +30,7 @@ def validate(documents: Iterable[Document]) -> list[Resource]:
         resource = _validate_document(doc, problems)
         if resource is not None:
             resources.append(resource)
-    if not problems:
-        problems += _check_set(resources)
+    problems += _check_set(resources)  # on the documents that passed, so all problems show at once
     if problems:
         raise ManifestError(problems)
     return resources
@@ -47,7 +46,7 @@ def _validate_document(doc: Document, problems: list[Problem]) -> Resource | Non
         problems.append(_problem(doc, (), "a manifest document must be a mapping with kind, name and spec"))
         return None
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(KINDS)
         what = f"unknown kind {kind!r}" if kind is not None else "missing field 'kind'"
         problems.append(
@@ -59,7 +58,7 @@ def _validate_document(doc: Document, problems: list[Problem]) -> Resource | Non
     if data.get("spec", {}) is None:  # `spec:` left empty in YAML means all defaults
         data["spec"] = {}
     found: list[Problem] = []
-    address_hint = f"{module.ADDRESS_KIND}/{data.get('name', '?')}"
+    address_hint = str(Address(module.ADDRESS_KIND, str(data.get("name", "?")), str(data.get("stream", "?"))))
     for path, unit in schema.unit_fields(module.SCHEMA).items():
         _convert_units(doc, data, path, (), unit, found, address_hint)
     for path, message in schema.schema_problems(module.SCHEMA, data):
@@ -121,6 +120,7 @@ def _check_fields(r: Resource) -> list[Problem]:
             )
         if c.get("filter_subject") and c.get("filter_subjects"):
             bad(("filter_subjects",), "set either filter_subject or filter_subjects, not both")
+        out += _pairwise_overlaps(r, "filter_subjects", c.get("filter_subjects") or [], "filter subjects")
         for i, subject in enumerate(_filters(c)):
             if (problem := subject_problem(subject)) is not None:
                 bad(("filter_subjects", i) if c.get("filter_subjects") else ("filter_subject",), problem)
@@ -150,6 +150,8 @@ def _check_fields(r: Resource) -> list[Problem]:
     for i, subject in enumerate(c.get("subjects") or []):
         if (problem := subject_problem(subject)) is not None:
             bad(("subjects", i), problem)
+    if r.address.kind == "stream":  # buckets get their subjects from the tool
+        out += _pairwise_overlaps(r, "subjects", c.get("subjects") or [], "subjects")
     if c.get("deny_purge") and c.get("allow_rollup_hdrs"):
         bad(("allow_rollup_hdrs",), "roll-ups need the purge permission; deny_purge forbids it")
     if c.get("subject_delete_marker_ttl") and not c.get("allow_msg_ttl") and r.address.kind == "stream":
@@ -163,6 +165,19 @@ def _check_fields(r: Resource) -> list[Problem]:
         bad(("placement", "preferred"), "placement.preferred is not allowed when a stream is created")
     if c.get("allow_msg_schedules") and c.get("discard") == "new":
         bad(("allow_msg_schedules",), "message schedules cannot be used with discard: new")
+    return out
+
+
+def _pairwise_overlaps(r: Resource, field: str, subjects: list, what: str) -> list[Problem]:
+    """The server refuses a stream whose subjects overlap (10052), or a consumer whose filters do (10138)."""
+    out = []
+    valid = [(i, s) for i, s in enumerate(subjects) if isinstance(s, str) and subject_problem(s) is None]
+    for n, (_, a) in enumerate(valid):
+        for j, b in valid[n + 1 :]:
+            if overlaps(a, b):
+                path = ("spec", field, j)
+                message = f"{b!r} overlaps {a!r}; {what} must not overlap"
+                out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
     return out
 
 
@@ -180,75 +195,73 @@ def _check_set(resources: list[Resource]) -> list[Problem]:
     for r in resources:
         key = r.address if not r.address.is_stream else Address("stream", r.address.stream_name)
         if key in seen:
-            other = seen[key]
-            out.append(
-                Problem(
-                    r.where("name"), f"declared twice; first at {other.where('name')}", str(r.address), "name"
-                )
-            )
+            first = seen[key].where("name")
+            out.append(Problem(r.where("name"), f"declared twice; first at {first}", str(r.address), "name"))
             continue
         seen[key] = r
         if r.address.is_stream:
             by_stream[r.address.stream_name] = r
-    consumers: dict[str, list[Resource]] = defaultdict(list)
-    for r in resources:
-        if r.address.kind == "consumer":
-            consumers[r.address.stream].append(r)
-    for stream_name, group in consumers.items():
-        stream = by_stream.get(stream_name)
-        if stream is None:
-            continue  # may exist on the server; check_against_server decides
-        out += _check_consumers_of(stream, group)
+    for stream_name, group in _consumers_by_stream(resources).items():
+        if stream_name in by_stream:  # otherwise it may exist on the server: check_against_server
+            out += _check_consumers_of(stream_name, by_stream[stream_name].config, group)
     out += _check_cycles(by_stream)
     return out
 
 
-def _check_consumers_of(stream: Resource, group: list[Resource]) -> list[Problem]:
+def _consumers_by_stream(resources: list[Resource]) -> dict[str, list[Resource]]:
+    consumers: dict[str, list[Resource]] = defaultdict(list)
+    for r in resources:
+        if r.address.kind == "consumer":
+            consumers[r.address.stream].append(r)
+    return consumers
+
+
+def _filter_path(config: dict, index: int) -> tuple:
+    return ("spec", "filter_subjects", index) if config.get("filter_subjects") else ("spec", "filter_subject")
+
+
+def _check_consumers_of(
+    stream_name: str, sc: dict, group: list[Resource], live: dict[str, dict] | None = None
+) -> list[Problem]:
+    """A stream's declared consumers against its subjects and, on a work queue, against each other and
+    against the consumers already on the server that the manifests do not declare (`live`)."""
     out: list[Problem] = []
-    sc = stream.config
     subjects = sc.get("subjects") or []
     transformed = sc.get("subject_transform") or sc.get("sources") or sc.get("mirror")
     for r in group:
         for i, f in enumerate(_filters(r.config)):
             if subjects and not transformed and not any(overlaps(f, s) for s in subjects):
-                path = (
-                    ("spec", "filter_subjects", i)
-                    if r.config.get("filter_subjects")
-                    else ("spec", "filter_subject")
-                )
+                path = _filter_path(r.config, i)
                 out.append(
                     Problem(
                         r.where(*path),
-                        f"filter {f!r} matches none of stream {stream.address.name}'s subjects {subjects}",
+                        f"filter {f!r} matches none of stream {stream_name}'s subjects {subjects}",
                         str(r.address),
                         ".".join(map(str, path)),
                     )
                 )
     if sc.get("retention") != "workqueue":
         return out
-    where = f"work-queue stream {stream.address.stream_name}"
+    where = f"work-queue stream {stream_name}"
     for r in group:
-        if r.config.get("ack_policy", "none") not in ("explicit", "flow_control"):
-            out.append(
-                Problem(
-                    r.where("spec", "ack_policy"),
-                    f"consumers of {where} need ack_policy: explicit",
-                    str(r.address),
-                    "spec.ack_policy",
+        for field, allowed, need in (
+            ("ack_policy", ("explicit", "flow_control"), "ack_policy: explicit"),
+            ("deliver_policy", ("all",), "deliver_policy: all"),
+        ):
+            if r.config.get(field, CONSUMER_DEFAULTS[field]) not in allowed:
+                out.append(
+                    Problem(
+                        r.where("spec", field),
+                        f"consumers of {where} need {need}",
+                        str(r.address),
+                        f"spec.{field}",
+                    )
                 )
-            )
-        if r.config.get("deliver_policy", "all") != "all":
-            out.append(
-                Problem(
-                    r.where("spec", "deliver_policy"),
-                    f"consumers of {where} need deliver_policy: all",
-                    str(r.address),
-                    "spec.deliver_policy",
-                )
-            )
-    unfiltered = [r for r in group if not _filters(r.config)]
-    if unfiltered and len(group) > 1:
-        for r in unfiltered:
+    declared = {r.address.name for r in group}
+    others = {name: config for name, config in (live or {}).items() if name not in declared}
+    total = len(group) + len(others)
+    for r in group:
+        if not _filters(r.config) and total > 1:
             out.append(
                 Problem(
                     r.where("name"),
@@ -257,38 +270,67 @@ def _check_consumers_of(stream: Resource, group: list[Resource]) -> list[Problem
                     "spec.filter_subject",
                 )
             )
-    for i, a in enumerate(group):
-        for b in group[i + 1 :]:
-            clash = [(x, y) for x in _filters(a.config) for y in _filters(b.config) if overlaps(x, y)]
+    # Each declared consumer against the ones before it and against the live ones.
+    earlier: list[tuple[str, list[str]]] = [
+        (f"consumer {n} on the server", _filters(c)) for n, c in others.items()
+    ]
+    for r in group:
+        mine = _filters(r.config)
+        for label, theirs in earlier:
+            clash = [(i, x, y) for i, x in enumerate(mine) for y in theirs if overlaps(x, y)]
             if clash:
-                x, y = clash[0]
+                i, x, y = clash[0]
+                path = _filter_path(r.config, i)
                 out.append(
                     Problem(
-                        b.where("spec"),
-                        f"filter {y!r} overlaps {x!r} of {a.address} at "
-                        f"{a.where('spec')}; filters on {where} must not overlap",
-                        str(b.address),
-                        "spec.filter_subject",
+                        r.where(*path),
+                        f"filter {x!r} overlaps {y!r} of {label}; filters on {where} must not overlap",
+                        str(r.address),
+                        ".".join(map(str, path)),
                     )
                 )
+                break
+        earlier.append((f"{r.address} at {r.where('spec')}", mine))
+    unfiltered_live = [n for n, c in others.items() if not _filters(c)]
+    for name in unfiltered_live:
+        for r in group:
+            out.append(
+                Problem(
+                    r.where("name"),
+                    f"{where} already has the unfiltered consumer {name}; it allows no other consumer",
+                    str(r.address),
+                    "spec.filter_subject",
+                )
+            )
     return out
 
 
 def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
-    out, state = [], {}
+    out: list[Problem] = []
+    state: dict[str, str] = {}
+
+    def link(r: Resource, dep: str) -> tuple:
+        """The manifest path of the source or mirror of `r` that names stream `dep`."""
+        if (r.config.get("mirror") or {}).get("name") == dep:
+            return ("spec", "mirror")
+        for i, source in enumerate(r.config.get("sources") or []):
+            if source.get("name") == dep:
+                return ("spec", "sources", i)
+        return ("spec",)
 
     def visit(name: str, trail: list[str]) -> None:
         if state.get(name) == "done" or name not in by_stream:
             return
         if state.get(name) == "active":
             cycle = [*trail[trail.index(name) :], name]
-            r = by_stream[name]
+            r = by_stream[cycle[0]]  # report where the cycle starts: its link to the next stream
+            path = link(r, cycle[1])
             out.append(
                 Problem(
-                    r.where("spec"),
+                    r.where(*path),
                     "sources/mirror form a cycle: " + " -> ".join(cycle),
                     str(r.address),
-                    "spec.sources",
+                    ".".join(map(str, path)),
                 )
             )
             return
@@ -302,22 +344,34 @@ def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
     return out
 
 
-def check_against_server(resources: list[Resource], live_streams: dict[str, dict], server: Server) -> None:
-    """Rules that need the live server: a consumer's stream exists, fields the version knows."""
+def check_against_server(
+    resources: list[Resource],
+    live_streams: dict[str, dict],
+    server: Server,
+    live_consumers: dict[str, dict[str, dict]] | None = None,
+) -> None:
+    """Rules that need the live server: a consumer's stream exists, its work-queue rules hold against the
+    consumers already there, and every field is one the server version knows."""
     out: list[Problem] = []
     declared = {r.address.stream_name for r in resources if r.address.is_stream}
-    for r in resources:
-        kind = "consumer" if r.address.kind == "consumer" else "stream"
-        if kind == "consumer" and r.address.stream not in declared and r.address.stream not in live_streams:
-            out.append(
-                Problem(
-                    r.where("stream"),
-                    f"stream {r.address.stream!r} is neither declared in the manifests nor on the server",
-                    str(r.address),
-                    "stream",
+    for stream_name, group in _consumers_by_stream(resources).items():
+        if stream_name in declared:
+            continue
+        if stream_name not in live_streams:
+            for r in group:
+                out.append(
+                    Problem(
+                        r.where("stream"),
+                        f"stream {stream_name!r} is neither declared in the manifests nor on the server",
+                        str(r.address),
+                        "stream",
+                    )
                 )
-            )
-        out += _version_problems(r, kind, server)
+            continue
+        live = (live_consumers or {}).get(stream_name, {})
+        out += _check_consumers_of(stream_name, live_streams[stream_name], group, live)
+    for r in resources:
+        out += _version_problems(r, "consumer" if r.address.kind == "consumer" else "stream", server)
     if out:
         raise ManifestError(out)
 

@@ -9,12 +9,17 @@ SCHEMA = "keyvalue_manifest"
 TWO_MINUTES = 120_000_000_000
 
 
-def _source(bucket: str, source: dict[str, Any]) -> dict[str, Any]:
-    """A bucket source or mirror names a bucket; the stream sources KV_<name> (as nats.go does)."""
+def _source(bucket: str, source: dict[str, Any], *, transform: bool = True) -> dict[str, Any]:
+    """A bucket source or mirror names a bucket; the stream sources KV_<name> (as nats.go does).
+
+    A source of another bucket gets the transform that maps its keys into this bucket, unless the
+    manifest says how; a mirror keeps the origin's subjects (nats.go: mirror_direct, no transform).
+    """
     out = dict(source)
-    origin = source["name"]
+    origin = source["name"].removeprefix("KV_")
     out["name"] = f"KV_{origin}"
-    if origin != bucket and not source.get("subject_transforms") and not source.get("filter_subject"):
+    declared = source.get("subject_transforms") or source.get("filter_subject")
+    if transform and origin != bucket and not declared:
         out["subject_transforms"] = [{"src": f"$KV.{origin}.>", "dest": f"$KV.{bucket}.>"}]
     return out
 
@@ -47,8 +52,7 @@ def to_config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
             config[field] = spec[field]
     if spec.get("mirror"):
         config.pop("subjects")
-        config["mirror"] = _source(name, spec["mirror"])
-        config["mirror"].pop("subject_transforms", None)
+        config["mirror"] = _source(name, spec["mirror"], transform=False)
         config["mirror_direct"] = True
         config.pop("duplicate_window")
     if spec.get("sources"):

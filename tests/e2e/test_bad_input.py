@@ -329,22 +329,12 @@ KIND_NOT_A_STRING = Case(
     (1,),
     "kind",
 )
-BUG_KIND_NOT_A_STRING = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _validate_document does `kind not in KINDS` with an unhashable kind; "
-    "TypeError, exit 3 'this is a bug in nats-reconcile' instead of exit 1 with the location",
-)
-BUG_OVERLAP_LINE = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _check_consumers_of reports a work-queue overlap at b.where('spec') "
-    "(the `spec:` line) while naming field spec.filter_subject; it should point at the filter",
-)
 
 
 def params(offline_only: bool = False) -> list:
     out = [pytest.param(case, id=name) for name, case in CASES.items() if case.offline or not offline_only]
-    out.append(pytest.param(OVERLAP_LINE, id="workqueue-overlap-line", marks=BUG_OVERLAP_LINE))
-    out.append(pytest.param(KIND_NOT_A_STRING, id="kind-not-a-string", marks=BUG_KIND_NOT_A_STRING))
+    out.append(pytest.param(OVERLAP_LINE, id="workqueue-overlap-line"))
+    out.append(pytest.param(KIND_NOT_A_STRING, id="kind-not-a-string"))
     return out
 
 
@@ -421,12 +411,6 @@ def test_validate_accepts_a_consumer_whose_stream_only_the_server_can_know(tmp_p
     assert "consumer/NOWHERE/billing" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py check_against_server only checks that an undeclared stream exists on the "
-    "server; the work-queue rules (_check_consumers_of) never run against a live stream, so plan says "
-    "'create' and apply fails half-way with 10100 after creating the first consumer",
-)
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_overlap_on_a_live_only_workqueue_stream(command, nats_server, baseline, tmp_path):
     directory = tmp_path / "live-only"  # JOBS is not declared here, only on the server

@@ -181,7 +181,8 @@ def test_no_op_apply_never_touches_the_lock_bucket(nats_server, tmp_path):
 def test_lock_show_and_break(nats_server, tmp_path):
     url = nats_server.url
     directory = many_streams(tmp_path / "m", 4, consumers=True)
-    holder = start_slow_apply(url, directory, step_seconds=1.0, ttl=30)
+    # The streams' wave lasts 3s; the lock is broken during it, so the consumers' wave must not start.
+    holder = start_slow_apply(url, directory, step_seconds=3.0, ttl=30)
     assert holder.stdout.readline().startswith("created stream/")
     shown = run_cli("lock", "show", url=url)
     assert f"pid {holder.pid}" in shown.stdout

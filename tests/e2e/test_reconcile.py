@@ -39,8 +39,13 @@ def test_apply_examples_then_plan_has_no_changes(nats_server, manifests):
     out = apply_ok(nats_server.url, manifests)
     assert "created stream/JOBS" in out
     # the four declared streams, plus the bucket that held the apply lock
-    assert stream_names(nats_server.url) == ["JOBS", "JOB_EVENTS", "KV_job_state", "KV_nats_reconcile",
-                                             "OBJ_job_artifacts"]
+    assert stream_names(nats_server.url) == [
+        "JOBS",
+        "JOB_EVENTS",
+        "KV_job_state",
+        "KV_nats_reconcile",
+        "OBJ_job_artifacts",
+    ]
     jobs = stream_config(nats_server.url, "JOBS")
     assert jobs["retention"] == "workqueue"
     assert jobs["max_age"] == 24 * 3600 * 10**9
@@ -59,18 +64,40 @@ def test_apply_examples_then_plan_has_no_changes(nats_server, manifests):
 @pytest.mark.parametrize(
     ("file", "old", "new", "shown", "check"),
     [
-        ("events.yaml", "max_age: 7d", "max_age: 14d", "max_age: 7d -> 14d",
-         lambda url: stream_config(url, "JOB_EVENTS")["max_age"] == 14 * 86400 * 10**9),
-        ("events.yaml", "max_deliver: 3", "max_deliver: 10", "max_deliver: 3 -> 10",
-         lambda url: consumer_config(url, "JOB_EVENTS", "failures")["max_deliver"] == 10),
-        ("state.yaml", "history: 5", "history: 10", "max_msgs_per_subject: 5 -> 10",
-         lambda url: stream_config(url, "KV_job_state")["max_msgs_per_subject"] == 10),
-        ("state.yaml", "max_bytes: 10GiB", "max_bytes: 20GiB", "max_bytes: 10GiB -> 20GiB",
-         lambda url: stream_config(url, "OBJ_job_artifacts")["max_bytes"] == 20 * GiB),
+        (
+            "events.yaml",
+            "max_age: 7d",
+            "max_age: 14d",
+            "max_age: 7d -> 14d",
+            lambda url: stream_config(url, "JOB_EVENTS")["max_age"] == 14 * 86400 * 10**9,
+        ),
+        (
+            "events.yaml",
+            "max_deliver: 3",
+            "max_deliver: 10",
+            "max_deliver: 3 -> 10",
+            lambda url: consumer_config(url, "JOB_EVENTS", "failures")["max_deliver"] == 10,
+        ),
+        (
+            "state.yaml",
+            "history: 5",
+            "history: 10",
+            "max_msgs_per_subject: 5 -> 10",
+            lambda url: stream_config(url, "KV_job_state")["max_msgs_per_subject"] == 10,
+        ),
+        (
+            "state.yaml",
+            "max_bytes: 10GiB",
+            "max_bytes: 20GiB",
+            "max_bytes: 10GiB -> 20GiB",
+            lambda url: stream_config(url, "OBJ_job_artifacts")["max_bytes"] == 20 * GiB,
+        ),
     ],
     ids=["stream", "consumer", "kv", "objectstore"],
 )
-def test_one_field_change_is_an_update_of_exactly_that_field(nats_server, manifests, file, old, new, shown, check):
+def test_one_field_change_is_an_update_of_exactly_that_field(
+    nats_server, manifests, file, old, new, shown, check
+):
     apply_ok(nats_server.url, manifests)
     path = manifests / file
     path.write_text(path.read_text().replace(old, new))
@@ -132,14 +159,21 @@ def test_prune_deletes_only_resources_this_set_created(nats_server, manifests, t
     apply_ok(url, manifests)
     # A stream and a consumer made by hand on the same server: never ours to delete.
     request(url, "$JS.API.STREAM.CREATE.HANDMADE", {"name": "HANDMADE", "subjects": ["hand.>"]})
-    request(url, "$JS.API.CONSUMER.CREATE.JOB_EVENTS.audit",
-            {"stream_name": "JOB_EVENTS", "config": {"durable_name": "audit", "ack_policy": "explicit"}})
+    request(
+        url,
+        "$JS.API.CONSUMER.CREATE.JOB_EVENTS.audit",
+        {"stream_name": "JOB_EVENTS", "config": {"durable_name": "audit", "ack_policy": "explicit"}},
+    )
     # Another manifest set on the same server.
-    other = write(tmp_path / "other", "other.yaml", """
+    other = write(
+        tmp_path / "other",
+        "other.yaml",
+        """
         kind: Stream
         name: OTHER_TEAM
         spec: {subjects: ["other.>"]}
-    """).parent
+    """,
+    ).parent
     apply_ok(url, other, extra=("--set", "other-team"))
 
     (manifests / "state.yaml").unlink()  # drop the KV bucket and the object store
@@ -161,19 +195,56 @@ def test_prune_deletes_only_resources_this_set_created(nats_server, manifests, t
 
 def test_export_of_hand_made_resources_plans_back_clean(nats_server, tmp_path):
     url = nats_server.url
-    request(url, "$JS.API.STREAM.CREATE.ORDERS", {
-        "name": "ORDERS", "subjects": ["orders.*", "orders.archive.>"], "max_age": 3 * 86400 * 10**9,
-        "max_bytes": 512 * 1024**2, "discard": "new", "num_replicas": 1, "duplicate_window": 30 * 10**9,
-        "metadata": {"team": "shop"},
-    })
-    request(url, "$JS.API.CONSUMER.CREATE.ORDERS.billing", {"stream_name": "ORDERS", "config": {
-        "durable_name": "billing", "ack_policy": "explicit", "filter_subjects": ["orders.paid", "orders.refunded"],
-        "max_deliver": 4, "backoff": [10**9, 5 * 10**9, 30 * 10**9], "ack_wait": 10**9}})
-    request(url, "$JS.API.STREAM.CREATE.KV_sessions", {
-        "name": "KV_sessions", "subjects": ["$KV.sessions.>"], "max_msgs_per_subject": 3, "max_age": 3600 * 10**9,
-        "max_bytes": -1, "max_msg_size": 4096, "storage": "memory", "num_replicas": 1, "allow_rollup_hdrs": True,
-        "deny_delete": True, "duplicate_window": 120 * 10**9, "max_msgs": -1, "max_consumers": -1,
-        "allow_direct": True, "discard": "new"})
+    request(
+        url,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        {
+            "name": "ORDERS",
+            "subjects": ["orders.*", "orders.archive.>"],
+            "max_age": 3 * 86400 * 10**9,
+            "max_bytes": 512 * 1024**2,
+            "discard": "new",
+            "num_replicas": 1,
+            "duplicate_window": 30 * 10**9,
+            "metadata": {"team": "shop"},
+        },
+    )
+    request(
+        url,
+        "$JS.API.CONSUMER.CREATE.ORDERS.billing",
+        {
+            "stream_name": "ORDERS",
+            "config": {
+                "durable_name": "billing",
+                "ack_policy": "explicit",
+                "filter_subjects": ["orders.paid", "orders.refunded"],
+                "max_deliver": 4,
+                "backoff": [10**9, 5 * 10**9, 30 * 10**9],
+                "ack_wait": 10**9,
+            },
+        },
+    )
+    request(
+        url,
+        "$JS.API.STREAM.CREATE.KV_sessions",
+        {
+            "name": "KV_sessions",
+            "subjects": ["$KV.sessions.>"],
+            "max_msgs_per_subject": 3,
+            "max_age": 3600 * 10**9,
+            "max_bytes": -1,
+            "max_msg_size": 4096,
+            "storage": "memory",
+            "num_replicas": 1,
+            "allow_rollup_hdrs": True,
+            "deny_delete": True,
+            "duplicate_window": 120 * 10**9,
+            "max_msgs": -1,
+            "max_consumers": -1,
+            "allow_direct": True,
+            "discard": "new",
+        },
+    )
     exported = run_cli("export", url=url)
     assert exported.returncode == 0, exported.stderr
     assert "kind: KeyValue" in exported.stdout and "name: sessions" in exported.stdout

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from reconciler.api import load
 from reconciler.errors import ManifestError
 from reconciler.load import load_manifests, parse_text
 from reconciler.validate import check_against_server, validate
@@ -68,7 +69,7 @@ def config(text: str, address: str) -> dict:
             ),
         ),
         ("kind: Stream\nspec: {}\n", (1, "stream/?", "", "required field 'name' is missing")),
-        ("kind: Consumer\nname: c\n", (1, "consumer/c", "", "required field 'stream' is missing")),
+        ("kind: Consumer\nname: c\n", (1, "consumer/?/c", "", "required field 'stream' is missing")),
         ("kind: Stream\nname: X\nextra: 1\n", (3, "stream/X", "extra", "unknown field 'extra'")),
         ("kind: Stream\nname: X\nspec: [1]\n", (3, "stream/X", "spec", "expected an object, got a list")),
         ("kind: Stream\nname: 5\n", (2, "stream/5", "name", "expected a string, got 5")),
@@ -83,7 +84,7 @@ def config(text: str, address: str) -> dict:
         ),
         (
             "kind: Consumer\nname: c>\nstream: S\n",
-            (2, "consumer/c>", "name", "must not contain '.', '*', '>', '/', '\\' or whitespace"),
+            (2, "consumer/S/c>", "name", "must not contain '.', '*', '>', '/', '\\' or whitespace"),
         ),
         (
             "kind: KeyValue\nname: a.b\n",
@@ -99,12 +100,6 @@ def test_document_problems(text, expected):
     assert only(text) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _validate_document does `kind not in KINDS` on any value, so a list or "
-    "mapping as kind raises TypeError (CLI exit 3, 'a bug in nats-reconcile') instead of a problem; "
-    "check isinstance(kind, str) first",
-)
 @pytest.mark.parametrize("kind", ["[Stream]", "{a: 1}"])
 def test_kind_that_is_not_a_string(kind):
     line, _, field, message = only(f"kind: {kind}\nname: X\n")
@@ -232,12 +227,6 @@ def test_a_bad_list_item_is_reported_at_the_item():
     assert message == "'soon' is not a duration; write 30s, 500ms, 1h30m, 7d, or an integer of nanoseconds"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _validate_document labels schema problems with address_hint "
-    "f'{ADDRESS_KIND}/{name}', which for a consumer is 'consumer/c' instead of its address "
-    "'consumer/S/c' (the one every other problem uses); build the hint from Address(..., stream)",
-)
 def test_schema_problems_of_a_consumer_name_its_stream():
     assert only(consumer("ack_wait: soon"))[1] == "consumer/S/c"
 
@@ -474,11 +463,6 @@ def test_streams_that_keep_the_rules(spec):
     assert str(r.address) == "stream/X"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _check_fields does not check that a stream's subjects are disjoint; the "
-    "server refuses ['ev.>', 'ev.a'] and duplicates with 10052 'subject ... overlaps with ...' at apply time",
-)
 @pytest.mark.parametrize("subjects", ["[ev.>, ev.a]", "[ev.a, ev.a]"])
 def test_overlapping_subjects_in_one_stream(subjects):
     line, _, field, message = only(stream(f"subjects: {subjects}"))
@@ -486,12 +470,6 @@ def test_overlapping_subjects_in_one_stream(subjects):
     assert "overlap" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _check_fields does not check that one consumer's filter_subjects are "
-    "disjoint; the server refuses them with 10138 'consumer subject filters cannot overlap', after "
-    "apply has already created the resources before it",
-)
 @pytest.mark.parametrize("filters", ["[ev.>, ev.a]", "[ev.a, ev.a]"])
 def test_overlapping_filters_in_one_consumer(filters):
     line, _, field, message = only(consumer(f"filter_subjects: {filters}"))
@@ -659,12 +637,6 @@ def test_workqueue_refuses_overlapping_filters():
     assert 14 <= line <= 19  # within the second consumer's document; see the test below for the line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _check_consumers_of reports a work-queue overlap at b.where('spec') (the "
-    "`spec:` line) and always as field spec.filter_subject; it should use the clashing filter's own "
-    "path (spec.filter_subject or spec.filter_subjects.<i>) for both the location and the field",
-)
 @pytest.mark.parametrize(
     ("spec", "line", "field"),
     [
@@ -737,15 +709,15 @@ def test_cycle_through_sources_and_mirror():
       mirror: {name: A}
     """
     assert problems(text) == [
-        (3, "stream/A", "spec.sources", "sources/mirror form a cycle: A -> B -> C -> A")
+        (4, "stream/A", "spec.sources.0", "sources/mirror form a cycle: A -> B -> C -> A")
     ]
 
 
 def test_a_stream_that_sources_itself():
     assert only(stream("sources: [{name: X}]")) == (
-        3,
+        4,
         "stream/X",
-        "spec.sources",
+        "spec.sources.0",
         "sources/mirror form a cycle: X -> X",
     )
 
@@ -769,7 +741,7 @@ def test_two_separate_cycles_are_both_reported():
 def test_kv_buckets_cycle_by_their_streams():
     text = "kind: KeyValue\nname: a\nspec:\n  sources: [{name: b}]\n---\n"
     text += "kind: KeyValue\nname: b\nspec:\n  mirror: {name: a}\n"
-    assert only(text) == (3, "kv/a", "spec.sources", "sources/mirror form a cycle: KV_a -> KV_b -> KV_a")
+    assert only(text) == (4, "kv/a", "spec.sources.0", "sources/mirror form a cycle: KV_a -> KV_b -> KV_a")
 
 
 @pytest.mark.parametrize(
@@ -798,12 +770,6 @@ def test_no_cycle(text):
     assert resources(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _check_cycles always reports field spec.sources at the `spec:` line, even "
-    "when the stream is in the cycle through its mirror; it should name spec.mirror (or "
-    "spec.sources.<i>) and point there",
-)
 def test_cycle_through_a_mirror_names_the_mirror():
     text = stream("mirror: {name: B}", "A") + "---\n" + stream("sources: [{name: A}]", "B")
     assert only(text)[:3] == (4, "stream/A", "spec.mirror")
@@ -812,25 +778,14 @@ def test_cycle_through_a_mirror_names_the_mirror():
 # --- all at once ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load.py load_manifests raises as soon as any file has a load problem (an unset "
-    "variable, a duplicate key), so the schema and semantic problems of every other file are not "
-    "reported until that one is fixed; the contract says all errors at once",
-)
 def test_load_problems_and_schema_problems_are_reported_together(tmp_path):
     (tmp_path / "a.yaml").write_text("kind: Stream\nname: A\nspec:\n  description: ${NATS_RECONCILE_UNSET}\n")
     (tmp_path / "b.yaml").write_text("kind: Stream\nname: B\nspec:\n  max_agee: 1h\n")
     with pytest.raises(ManifestError) as caught:
-        validate(load_manifests([tmp_path], env={}))
+        load([tmp_path], env={})
     assert sorted(p.location.file.rsplit("/", 1)[-1] for p in caught.value.problems) == ["a.yaml", "b.yaml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py validate runs _check_set only `if not problems`, so one typo anywhere hides "
-    "every duplicate, work-queue and cycle problem among the valid resources",
-)
 def test_document_problems_and_set_problems_are_reported_together():
     text = (
         stream("max_agee: 1h", "A")
@@ -935,12 +890,6 @@ def test_kv_source_of_the_same_name_in_another_domain_needs_no_transform():
     assert c["sources"] == [{"name": "KV_jobs", "external": {"api": "$JS.hub.API"}}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kinds/kv.py to_config pops subject_transforms from every mirror "
-    "(`config['mirror'].pop('subject_transforms', None)`), also the ones the manifest declares; only "
-    "the automatic source transform should be left out",
-)
 def test_kv_mirror_keeps_declared_subject_transforms():
     c = kv("{mirror: {name: origin, subject_transforms: [{src: '$KV.origin.a.>', dest: '$KV.origin.a.>'}]}}")
     assert c["mirror"]["subject_transforms"] == [{"src": "$KV.origin.a.>", "dest": "$KV.origin.a.>"}]
