@@ -62,7 +62,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 # `pause_until` is applied through CONSUMER.PAUSE, not through create/update, so it is not compared.
 CONSUMER_SERVER_MANAGED = ("name", "durable_name", "pause_until")
 
-_EMPTY: tuple[Any, ...] = (None, False, "", [], {})
+_NO_DEFAULT = object()
 
 
 def _strip(value: Any) -> Any:
@@ -93,41 +93,31 @@ def default_duplicate_window(config: dict, server: Server) -> int:
 
 
 def canonical_stream(config: dict, server: Server) -> dict:
-    c = copy.deepcopy(config)
+    # Stripping empty values also makes 0 mean "the default", as the server does for the limits
+    # (setStreamConfigDefaults) and for the duplicate window; and it is the copy we then change.
+    c = _strip(config)
     for field in STREAM_SERVER_MANAGED:
         c.pop(field, None)
-    for field in STREAM_ZERO_IS_DEFAULT:
-        if c.get(field) == 0:
-            c[field] = STREAM_DEFAULTS[field]
-    if not c.get("duplicate_window"):
-        c["duplicate_window"] = default_duplicate_window(c, server)
-    if c.get("duplicate_window") == default_duplicate_window(c, server):
-        c.pop("duplicate_window")
     if c.get("persist_mode") == "default":  # read back as absent (2.12+)
         c.pop("persist_mode")
-    c["metadata"] = user_metadata(c.get("metadata"))
+    if c.get("duplicate_window") == default_duplicate_window(c, server):
+        c.pop("duplicate_window")
+    _normalise_metadata(c)
     if isinstance(c.get("subjects"), list):
         c["subjects"] = sorted(c["subjects"])
     if isinstance(c.get("sources"), list):
-        c["sources"] = sorted((_strip(s) for s in c["sources"]), key=repr)
+        c["sources"] = sorted(c["sources"], key=repr)
     if isinstance(c.get("placement"), dict) and isinstance(c["placement"].get("tags"), list):
         c["placement"]["tags"] = sorted(c["placement"]["tags"])
-    out = {}
-    for key, value in c.items():
-        value = _strip(value)
-        if key in STREAM_DEFAULTS and value == STREAM_DEFAULTS[key]:
-            continue
-        if key not in STREAM_DEFAULTS and _is_empty(value):
-            continue
-        if (
-            key in STREAM_DEFAULTS
-            and _is_empty(value)
-            and key not in STREAM_ZERO_IS_DEFAULT
-            and key != "max_age"
-        ):
-            continue
-        out[key] = value
-    return out
+    return {k: v for k, v in c.items() if STREAM_DEFAULTS.get(k, _NO_DEFAULT) != v}
+
+
+def _normalise_metadata(c: dict) -> None:
+    metadata = user_metadata(c.get("metadata"))
+    if metadata:
+        c["metadata"] = metadata
+    else:
+        c.pop("metadata", None)
 
 
 def consumer_defaults(config: dict, stream: dict | None) -> dict[str, Any]:
@@ -147,32 +137,18 @@ def consumer_defaults(config: dict, stream: dict | None) -> dict[str, Any]:
 
 
 def canonical_consumer(config: dict, stream: dict | None) -> dict:
-    c = copy.deepcopy(config)
-    if c.get("durable_name") and c.get("name") not in (None, c["durable_name"]):
-        c["durable_name"] = c["durable_name"]  # a mismatch is a validation error before we get here
+    c = _strip(config)  # 0 means the default here too (setConsumerConfigDefaults)
     for field in CONSUMER_SERVER_MANAGED:
         c.pop(field, None)
-    defaults = consumer_defaults(c, stream)
-    for field in ("ack_wait", "max_ack_pending", "max_waiting", "max_deliver", "inactive_threshold"):
-        if c.get(field) == 0 and field in defaults:
-            c[field] = defaults[field]
     subjects = c.get("filter_subjects")
     if isinstance(subjects, list):
         if len(subjects) == 1 and not c.get("filter_subject"):
-            c["filter_subject"] = subjects[0]
-            c.pop("filter_subjects")
+            c["filter_subject"] = c.pop("filter_subjects")[0]
         else:
             c["filter_subjects"] = sorted(subjects)
-    c["metadata"] = user_metadata(c.get("metadata"))
-    out = {}
-    for key, value in c.items():
-        value = _strip(value)
-        if key in defaults and value == defaults[key]:
-            continue
-        if _is_empty(value) and key not in defaults:
-            continue
-        out[key] = value
-    return out
+    _normalise_metadata(c)
+    defaults = consumer_defaults(c, stream)
+    return {k: v for k, v in c.items() if defaults.get(k, _NO_DEFAULT) != v}
 
 
 def _known(server: Server, field: str) -> bool:

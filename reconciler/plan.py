@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
@@ -108,7 +107,8 @@ def _marker(config: dict | None) -> str | None:
 
 
 def _without_marker(config: dict) -> dict:
-    out = copy.deepcopy(config)
+    """A shallow copy without our marker: plans never change the configs they hold."""
+    out = dict(config)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k != MARKER}
     if meta:
         out["metadata"] = meta
@@ -118,9 +118,7 @@ def _without_marker(config: dict) -> dict:
 
 
 def _with_marker(config: dict, set_name: str) -> dict:
-    out = copy.deepcopy(config)
-    out["metadata"] = {**(out.get("metadata") or {}), MARKER: set_name}
-    return out
+    return {**config, "metadata": {**(config.get("metadata") or {}), MARKER: set_name}}
 
 
 def field_diffs(before: dict, after: dict, defaults: dict, prefix: str = "") -> list[FieldDiff]:
@@ -146,73 +144,68 @@ def make_plan(
 ) -> Plan:
     server = live.server
     changes: dict[Address, ResourceChange] = {}
+    live_streams = {name: canonical_stream(raw, server) for name, raw in live.streams.items()}
     desired_streams: dict[str, dict] = {}  # stream name -> canonical desired config (for consumer defaults)
-    replaced: set[str] = set()
+    declared_consumers = {r.address for r in resources if r.address.kind == "consumer"}
 
     for r in (r for r in resources if r.address.is_stream):
         name = r.address.stream_name
-        raw = live.streams.get(name)
+        before = live_streams.get(name)
         after = canonical_stream(r.config, server)
-        before = canonical_stream(raw, server) if raw is not None else None
         for kept in r.keep_live:
             after.pop(kept, None)
             if before is not None and kept in before:
                 after[kept] = before[kept]
         desired_streams[name] = after
-        change = _stream_change(r, before, after, raw, server, set_name)
+        if before is None:
+            change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
+        else:
+            defaults = _stream_defaults(after, server)
+            change = _diff_change(r, before, after, defaults, server.stream_replace_reasons, set_name)
         if change.action is Action.REPLACE:
-            replaced.add(name)
             lost = sorted(
-                set(live.consumers.get(name, {}))
-                - {
-                    c.address.name
-                    for c in resources
-                    if c.address.kind == "consumer" and c.address.stream == name
-                }
+                c
+                for c in live.consumers.get(name, {})
+                if Address("consumer", c, name) not in declared_consumers
             )
             if lost:
-                change = _replace(
-                    change,
-                    reason=f"{change.reason}; also deletes consumers not in the manifests: "
-                    + ", ".join(lost),
-                )
+                lost_text = ", ".join(lost)
+                reason = f"{change.reason}; also deletes consumers not in the manifests: {lost_text}"
+                change = dataclasses.replace(change, reason=reason)
         changes[r.address] = change
 
+    replaced = {c.address.stream_name for c in changes.values() if c.action is Action.REPLACE}
     for r in (r for r in resources if r.address.kind == "consumer"):
         stream_name = r.address.stream
-        live_stream = live.streams.get(stream_name)
-        live_stream_canonical = canonical_stream(live_stream or {}, server)
-        stream_after = desired_streams.get(stream_name, live_stream_canonical)
+        live_stream = live_streams.get(stream_name, {})
+        stream_after = desired_streams.get(stream_name, live_stream)
         raw = live.consumers.get(stream_name, {}).get(r.address.name)
         after = canonical_consumer(r.config, stream_after)
-        before = canonical_consumer(raw, live_stream_canonical) if raw is not None else None
-        body = full_consumer(r.address.name, _with_marker(after, set_name), stream_after, server)
-        if before is None:
-            changes[r.address] = ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
-            continue
-        if stream_name in replaced:
-            changes[r.address] = ResourceChange(
-                r.address,
-                Action.REPLACE,
-                _without_marker(before),
-                after,
-                reason=f"its stream {stream_name} is replaced",
-                body=body,
-                resource=r,
-            )
-            continue
-        change = _diff_change(
-            r,
-            before,
-            after,
-            consumer_defaults(after, stream_after),
-            server.consumer_replace_reasons,
-            set_name,
-            body,
-        )
-        if not raw.get("name") and change.action in (Action.UPDATE, Action.NOOP):
-            change = dataclasses.replace(change, legacy_durable=True)
+        if raw is None:
+            change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
+        elif stream_name in replaced:
+            before = _without_marker(canonical_consumer(raw, live_stream))
+            reason = f"its stream {stream_name} is replaced"
+            change = ResourceChange(r.address, Action.REPLACE, before, after, reason=reason, resource=r)
+        else:
+            before = canonical_consumer(raw, live_stream)
+            defaults = consumer_defaults(after, stream_after)
+            change = _diff_change(r, before, after, defaults, server.consumer_replace_reasons, set_name)
+            if not raw.get("name") and change.action in (Action.UPDATE, Action.NOOP):
+                change = dataclasses.replace(change, legacy_durable=True)
         changes[r.address] = change
+
+    # Request bodies, for the changes apply will send only: a no-op pre-start run builds none.
+    for address, change in changes.items():
+        if not change.pending:
+            continue
+        desired = _with_marker(change.after or {}, set_name)
+        if address.is_stream:
+            body = full_stream(address.stream_name, desired, server)
+        else:
+            stream_after = desired_streams.get(address.stream, live_streams.get(address.stream, {}))
+            body = full_consumer(address.name, desired, stream_after, server)
+        changes[address] = dataclasses.replace(change, body=body)
 
     if prune:
         for change in _prunes(resources, live, set_name):
@@ -220,39 +213,22 @@ def make_plan(
     return Plan(_order(list(changes.values()), live), server, set_name, prune)
 
 
-def _stream_change(
-    r: Resource, before: dict | None, after: dict, raw: dict | None, server: Server, set_name: str
-) -> ResourceChange:
-    body = full_stream(r.address.stream_name, _with_marker(after, set_name), server)
-    if before is None:
-        return ResourceChange(r.address, Action.CREATE, None, after, body=body, resource=r)
-    return _diff_change(
-        r, before, after, _stream_defaults(after, server), server.stream_replace_reasons, set_name, body
-    )
-
-
 def _diff_change(
-    r: Resource, before: dict, after: dict, defaults: dict, replace_reasons, set_name: str, body: dict
+    r: Resource, before: dict, after: dict, defaults: dict, replace_reasons, set_name: str
 ) -> ResourceChange:
     marked = _marker(before)
     b, a = _without_marker(before), _without_marker(after)
     reasons = replace_reasons(b, a)
-    diffs = tuple(
-        FieldDiff(
-            d.path, d.before, d.after, d.path.split(".")[0] in reasons, reasons.get(d.path.split(".")[0])
-        )
-        for d in field_diffs(b, a, defaults)
-    )
+    diffs = []
+    for d in field_diffs(b, a, defaults):
+        top = d.path.split(".")[0]
+        diffs.append(FieldDiff(d.path, d.before, d.after, top in reasons, reasons.get(top)))
     if not diffs:
-        return ResourceChange(r.address, Action.NOOP, b, a, adopt=marked != set_name, body=body, resource=r)
+        return ResourceChange(r.address, Action.NOOP, b, a, adopt=marked != set_name, resource=r)
     if reasons:
         why = "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
-        return ResourceChange(r.address, Action.REPLACE, b, a, diffs, reason=why, body=body, resource=r)
-    return ResourceChange(r.address, Action.UPDATE, b, a, diffs, body=body, resource=r)
-
-
-def _replace(change: ResourceChange, reason: str) -> ResourceChange:
-    return dataclasses.replace(change, reason=reason)
+        return ResourceChange(r.address, Action.REPLACE, b, a, tuple(diffs), reason=why, resource=r)
+    return ResourceChange(r.address, Action.UPDATE, b, a, tuple(diffs), resource=r)
 
 
 def _address_for_stream(name: str, config: dict) -> Address:

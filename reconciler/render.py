@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .plan import Action, Plan, ResourceChange
-from .plan_document import render_json
 from .units import show_value
 
 
@@ -119,6 +118,8 @@ def render_markdown(plan: Plan) -> str:
 
 def render(plan: Plan, output: str = "text", color: bool = False) -> str:
     if output == "json":
+        from .plan_document import render_json  # pydantic costs 100ms of start-up; only JSON needs it
+
         return render_json(plan)
     if output == "markdown":
         return render_markdown(plan)

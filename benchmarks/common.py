@@ -1,0 +1,136 @@
+"""Shared pieces: a server, generated manifests, raw nats-py floors, timing, tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import nats
+
+CONCURRENCY = 32  # the same bound the reconciler uses for observing
+
+
+def write_manifests(directory: Path, streams: int, kv_every: int = 10) -> Path:
+    """`streams` streams, each with a durable consumer, plus a KV bucket for every `kv_every` streams."""
+    directory.mkdir(parents=True, exist_ok=True)
+    docs = []
+    for i in range(streams):
+        docs.append(
+            f'kind: Stream\nname: S{i:05}\nspec:\n  subjects: ["s{i:05}.>"]\n  max_age: 1d\n'
+            f"  max_bytes: 64MiB\n"
+        )
+        docs.append(
+            f"kind: Consumer\nstream: S{i:05}\nname: worker\nspec:\n  ack_policy: explicit\n"
+            f"  ack_wait: 30s\n  max_deliver: 5\n"
+        )
+    for i in range(max(1, streams // kv_every)):
+        docs.append(f"kind: KeyValue\nname: kv{i:05}\nspec: {{history: 5, ttl: 1h}}\n")
+    (directory / "bench.yaml").write_text("---\n".join(docs))
+    return directory
+
+
+async def best_of(repeats: int, work: Callable[[], Awaitable[object]]) -> float:
+    """The fastest of `repeats` runs: the least disturbed by the noisy machine."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await work()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def raw_observe(url: str) -> int:
+    """The floor of a no-op plan: INFO, paged STREAM.LIST, CONSUMER.LIST per stream, with plain nats-py."""
+    nc = await nats.connect(url)
+    try:
+
+        async def req(subject: str, body: dict | None = None) -> dict:
+            msg = await nc.request(
+                subject, json.dumps(body).encode() if body is not None else b"", timeout=10
+            )
+            return json.loads(msg.data)
+
+        await req("$JS.API.INFO")
+        names: list[str] = []
+        while True:
+            page = await req("$JS.API.STREAM.LIST", {"offset": len(names)})
+            names += [s["config"]["name"] for s in page.get("streams") or []]
+            if not page.get("streams") or len(names) >= page["total"]:
+                break
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def consumers(name: str) -> None:
+            async with gate:
+                await req(f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0})
+
+        await asyncio.gather(*(consumers(n) for n in names))
+        return len(names)
+    finally:
+        await nc.close()
+
+
+async def raw_create(
+    url: str, streams: list[dict], consumers: list[tuple[str, dict]], concurrency: int
+) -> None:
+    """The floor of an apply from empty: pipelined STREAM.CREATE then CONSUMER.CREATE, bounded."""
+    nc = await nats.connect(url)
+    gate = asyncio.Semaphore(concurrency)
+    try:
+
+        async def send(subject: str, body: dict) -> None:
+            async with gate:
+                msg = await nc.request(subject, json.dumps(body).encode(), timeout=10)
+                answer = json.loads(msg.data)
+                if "error" in answer:
+                    raise RuntimeError(f"{subject}: {answer['error']}")
+
+        await asyncio.gather(*(send(f"$JS.API.STREAM.CREATE.{s['name']}", s) for s in streams))
+        await asyncio.gather(
+            *(
+                send(
+                    f"$JS.API.CONSUMER.CREATE.{stream}.{c['durable_name']}",
+                    {"stream_name": stream, "config": c, "action": "create"},
+                )
+                for stream, c in consumers
+            )
+        )
+    finally:
+        await nc.close()
+
+
+async def wipe(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        msg = await nc.request("$JS.API.STREAM.NAMES", b"", timeout=10)
+        names = json.loads(msg.data).get("streams") or []
+        offset = len(names)
+        while True:
+            msg = await nc.request(
+                "$JS.API.STREAM.NAMES", json.dumps({"offset": offset}).encode(), timeout=10
+            )
+            more = json.loads(msg.data).get("streams") or []
+            if not more:
+                break
+            names += more
+            offset += len(more)
+        await asyncio.gather(*(nc.request(f"$JS.API.STREAM.DELETE.{n}", b"", timeout=10) for n in names))
+    finally:
+        await nc.close()
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = [
+        "| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)) + " |" for row in rows
+    ]
+    return "\n".join([line, rule, *body])
