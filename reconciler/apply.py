@@ -131,8 +131,10 @@ async def execute(
             change, exc = failure[0]
             finished = {id(s.change) for s in done}
             not_done = [f"{c.action.value} {c.address}" for c in plan.pending if id(c) not in finished]
+            # Name the manifest too: the server's refusal (pedantic 10157, say) is about what it declares.
+            where = f"{change.resource.where('name')}: " if change.resource is not None else ""
             raise ApplyError(
-                f"{change.action.value} {change.address} failed: {exc}",
+                f"{where}{change.action.value} {change.address} failed: {exc}",
                 [s.description for s in done],
                 not_done,
                 exc,

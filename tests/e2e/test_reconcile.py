@@ -255,3 +255,31 @@ def test_export_of_hand_made_resources_plans_back_clean(nats_server, tmp_path):
     # and only some of them, by name
     only = run_cli("export", "--stream", "ORDERS", url=url)
     assert "name: billing" in only.stdout and "sessions" not in only.stdout
+
+
+def test_a_refused_change_names_the_manifest_and_what_was_done(nats_server, tmp_path):
+    url = nats_server.url
+    # The server refuses this consumer (its deliver subject is inside its own stream: a delivery cycle),
+    # which validation cannot know; the stream before it is created.
+    path = write(
+        tmp_path,
+        "m.yaml",
+        """
+        kind: Stream
+        name: PAYMENTS
+        spec: {subjects: ["payments.>"]}
+        ---
+        kind: Consumer
+        stream: PAYMENTS
+        name: settle
+        spec: {ack_policy: explicit, deliver_subject: payments.settled}
+    """,
+    )
+    result = run_cli("apply", str(path), url=url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{path}:7:1: create consumer/PAYMENTS/settle failed" in result.stderr
+    assert "Done before the failure:\n  created stream/PAYMENTS" in result.stderr
+    assert "Not done:\n  create consumer/PAYMENTS/settle" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stream_config(url, "PAYMENTS") is not None
+    assert consumer_config(url, "PAYMENTS", "settle") is None
