@@ -32,12 +32,14 @@ from reconciler.versions import (
     STREAM_FIELDS_SINCE,
     STREAM_FIELDS_UNTIL,
     STREAM_NESTED_SINCE,
+    VALUES_SINCE,
     Version,
     parse_version,
     show,
 )
 from tests.conftest import REFERENCE
-from tests.helpers import request, run_cli, server_snapshot, stream_config, stream_names
+from tests.helpers import request as api_request
+from tests.helpers import run_cli, server_snapshot, stream_config, stream_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.compat]
 
@@ -106,94 +108,91 @@ def kv(name: str, **spec: Any) -> dict:
 
 
 def versioned_documents(version: Version) -> list[dict]:
-    """The fields newer than 2.10, for the versions that know them (STREAM/CONSUMER_FIELDS_SINCE)."""
+    """The fields newer than 2.10, each where versions.py says the server knows it."""
+
+    def stream_knows(*fields: str) -> bool:
+        return all(
+            version >= STREAM_FIELDS_SINCE.get(f, STREAM_NESTED_SINCE.get(f, (0, 0, 0))) for f in fields
+        )
+
+    def consumer_knows(*fields: str) -> bool:
+        return all(version >= CONSUMER_FIELDS_SINCE[f] for f in fields)
+
+    limited = {"ack_policy": "explicit", "max_ack_pending": 100, "inactive_threshold": "1h"}  # ALL_ORIGIN
     docs: list[dict] = []
-    if version >= V2_11:
-        docs += [
+    if stream_knows("allow_msg_ttl", "subject_delete_marker_ttl"):
+        docs.append(
             stream(
                 "ALL_TTL",
                 subjects=["ttl.>"],
                 allow_msg_ttl=True,
                 subject_delete_marker_ttl="5m",
                 allow_rollup_hdrs=True,
-            ),
-            kv("kv_markers", history=3, limit_marker_ttl="10m"),
+            )
+        )
+        docs.append(kv("kv_markers", history=3, limit_marker_ttl="10m"))
+    if consumer_knows("priority_groups", "priority_policy", "priority_timeout"):
+        docs.append(
             consumer(
                 "ALL_ORIGIN",
                 "pull_overflow",
-                ack_policy="explicit",
+                **limited,
                 priority_groups=["g1", "g2"],
                 priority_policy="overflow",
                 filter_subject="origin.f.>",
-                max_ack_pending=100,
-                inactive_threshold="1h",
-            ),
+            )
+        )
+        docs.append(
             consumer(
                 "ALL_ORIGIN",
                 "pull_pinned",
-                ack_policy="explicit",
+                **limited,
                 priority_groups=["jobs"],
                 priority_policy="pinned_client",
                 priority_timeout="2m",
-                max_ack_pending=100,
-                inactive_threshold="1h",
-            ),
-            consumer(
-                "ALL_ORIGIN",
-                "pull_paused",
-                ack_policy="explicit",
-                pause_until="2099-01-01T00:00:00Z",
-                max_ack_pending=100,
-                inactive_threshold="1h",
-            ),
-        ]
-    if version >= V2_12:
-        docs += [
-            stream("ALL_COUNTER", subjects=["counter.>"], allow_msg_counter=True, allow_direct=True),
+            )
+        )
+        if version >= VALUES_SINCE[("consumer", "priority_policy", "prioritized")]:
+            docs.append(
+                consumer(
+                    "ALL_ORIGIN",
+                    "pull_prioritized",
+                    **limited,
+                    priority_groups=["p"],
+                    priority_policy="prioritized",
+                )
+            )
+    if consumer_knows("pause_until"):
+        docs.append(consumer("ALL_ORIGIN", "pull_paused", **limited, pause_until="2099-01-01T00:00:00Z"))
+    if stream_knows("allow_msg_counter"):
+        docs.append(stream("ALL_COUNTER", subjects=["counter.>"], allow_msg_counter=True, allow_direct=True))
+    if stream_knows("allow_msg_schedules", "allow_msg_ttl", "allow_atomic", "persist_mode"):
+        docs.append(
             stream(
                 "ALL_SCHEDULES",
                 subjects=["schedules.>"],
                 allow_msg_schedules=True,
                 allow_msg_ttl=True,
-                allow_rollup_hdrs=True,  # schedules need roll-ups; pedantic refuses them without
+                allow_rollup_hdrs=True,  # schedules need roll-ups (10052 without)
                 allow_atomic=True,
                 persist_mode="default",
-            ),
-            consumer(
-                "ALL_ORIGIN",
-                "pull_prioritized",
-                ack_policy="explicit",
-                priority_groups=["p"],
-                priority_policy="prioritized",
-                max_ack_pending=100,
-                inactive_threshold="1h",
-            ),
-        ]
+            )
+        )
+    if stream_knows("persist_mode"):
         async_spec: dict[str, Any] = {"subjects": ["async.>"], "persist_mode": "async"}
-        if version >= V2_14:
+        if stream_knows("allow_batched"):
             async_spec["allow_batched"] = True  # async persistence refuses allow_atomic, not batches
         docs.append(stream("ALL_ASYNC", **async_spec))
-    if version >= V2_14:
-        docs += [
-            stream(
-                "ALL_DURABLE_SOURCE",
-                sources=[
-                    {
-                        "name": "ALL_ORIGIN",  # a source consumer takes no filter (10215)
-                        "consumer": {"name": "durable_source", "deliver_subject": "deliver.durable_source"},
-                    }
-                ],
-            ),
-            consumer(
-                "ALL_ORIGIN",
-                "sourcing_pull",
-                ack_policy="explicit",
-                sourcing=True,
-                filter_subject="origin.h.>",
-                max_ack_pending=100,
-                inactive_threshold="1h",
-            ),
-        ]
+    if stream_knows("sources.*.consumer"):
+        source = {
+            "name": "ALL_ORIGIN",
+            "consumer": {"name": "durable_source", "deliver_subject": "deliver.ds"},
+        }
+        docs.append(stream("ALL_DURABLE_SOURCE", sources=[source]))  # no filter with a consumer (10215)
+    if consumer_knows("sourcing"):
+        docs.append(
+            consumer("ALL_ORIGIN", "sourcing_pull", **limited, sourcing=True, filter_subject="origin.h.>")
+        )
     return docs
 
 
@@ -207,12 +206,7 @@ def all_fields_dir(tmp_path: Path, version: Version) -> Path:
 
 
 def load_documents(directory: Path) -> list[dict]:
-    return [
-        d
-        for path in sorted(directory.glob("*.yaml"))
-        for d in yaml.safe_load_all(path.read_text())
-        if d
-    ]
+    return [d for path in sorted(directory.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def schema_fields(name: str) -> set[str]:
@@ -232,8 +226,10 @@ def _definition(name: str) -> set[str]:
 NOT_DECLARABLE = {
     "stream": {
         "name": "implied by the manifest name",
-        "sealed": "a stream cannot be created sealed; the test seals ALL_SEALED by a manifest update",
-        "mirror_direct": "server-managed; mirrors of direct-get origins are test_mirror_of_a_direct_get_origin",
+        # 10052 on create; sealing by a manifest update: test_sealing_a_stream_through_its_manifest
+        "sealed": "a stream cannot be created sealed",
+        # server-managed, never compared; mirrors of direct-get origins: test_mirror_of_a_direct_get_origin
+        "mirror_direct": "server-managed",
     },
     "consumer": {
         "name": "implied by the manifest name",
@@ -243,6 +239,25 @@ NOT_DECLARABLE = {
     "stream_source": {},
     "placement": {"preferred": "refused when a stream is created"},
 }
+
+
+# Enum values no manifest of the set uses, each with the reason.
+UNUSED_VALUES = {
+    ("stream", "compression", "none"): "the default",
+    ("stream", "persist_mode", ""): "the default, the same as 'default'",
+    ("consumer", "priority_policy", "none"): "the default",
+    ("consumer", "ack_policy", "flow_control"): "test_ack_policy_flow_control_consumer (a product bug)",
+}
+
+
+def schema_enums(name: str) -> dict[str, list]:
+    definitions = json.loads((SCHEMAS / "definitions.json").read_text())["definitions"]
+    out = {}
+    for key, prop in json.loads((SCHEMAS / f"{name}.json").read_text())["properties"].items():
+        values = prop.get("enum") or definitions.get(prop.get("$ref", "").split("/")[-1], {}).get("enum")
+        if values:
+            out[key] = values
+    return out
 
 
 def _too_new(table: dict[str, Version], field: str, version: Version) -> bool:
@@ -278,7 +293,9 @@ def test_the_all_fields_set_uses_every_field_the_server_supports(nats_server, tm
     }
     kv_fields = schema_fields("keyvalue_manifest") - ({"limit_marker_ttl"} if version < V2_11 else set())
     source_fields = {
-        f for f in _definition("stream_source") if not _too_new(STREAM_NESTED_SINCE, f"sources.*.{f}", version)
+        f
+        for f in _definition("stream_source")
+        if not _too_new(STREAM_NESTED_SINCE, f"sources.*.{f}", version)
     }
     expected = {
         "Stream": stream_fields - set(NOT_DECLARABLE["stream"]),
@@ -292,6 +309,20 @@ def test_the_all_fields_set_uses_every_field_the_server_supports(nats_server, tm
         missing = _definition(name) - set(NOT_DECLARABLE.get(name, {})) - nested[name]
         assert missing == set(), f"{name} fields not used by any manifest"
     assert source_fields - nested["stream_source"] == set(), "stream source fields not used"
+    enum_fields = {"stream": STREAM_FIELDS_SINCE, "consumer": CONSUMER_FIELDS_SINCE}
+    for kind, schema in (("stream", "stream_configuration"), ("consumer", "consumer_configuration")):
+        for key, values in schema_enums(schema).items():
+            if _too_new(enum_fields[kind], key, version):
+                continue
+            seen = {(d["spec"] or {}).get(key) for d in docs if d["kind"] == kind.capitalize()}
+            missing = {
+                v
+                for v in values
+                if v not in seen
+                and (kind, key, v) not in UNUSED_VALUES
+                and version >= VALUES_SINCE.get((kind, key, v), (0, 0, 0))
+            }
+            assert missing == set(), f"{kind} {key} values not used by any manifest"
     # nothing newer than the server slipped in
     for field_name in used["Stream"]:
         assert not _too_new(STREAM_FIELDS_SINCE, field_name, version), field_name
@@ -417,7 +448,11 @@ def test_ack_none_consumer_on_a_stream_with_consumer_limits(nats_server, tmp_pat
         request,
         True,
         "consumer_defaults() takes max_ack_pending from consumer_limits only when ack_policy is not none; "
-        + ("2.10 stores it anyway (drift, then a false diff)" if version < V2_11 else "2.11+ pedantic refuses"),
+        + (
+            "2.10 stores it anyway (drift, then a false diff)"
+            if version < V2_11
+            else "2.11+ pedantic refuses"
+        ),
     )
     path = dump(
         tmp_path / "limited.yaml",
@@ -494,7 +529,9 @@ def test_message_schedules_without_rollups(nats_server, tmp_path, request):
         "mid-apply (10052 'message scheduling cannot be set if roll-ups are disabled'); validate.py checks "
         "this for subject_delete_marker_ttl only",
     )
-    path = dump(tmp_path / "schedules.yaml", [stream("SCHEDULED", subjects=["sched.>"], allow_msg_schedules=True)])
+    path = dump(
+        tmp_path / "schedules.yaml", [stream("SCHEDULED", subjects=["sched.>"], allow_msg_schedules=True)]
+    )
     _offline_error_or_clean(nats_server.url, path, "SCHEDULED", ("allow_rollup_hdrs",))
 
 
@@ -522,10 +559,12 @@ def test_ack_policy_flow_control_consumer(nats_server, tmp_path, request, spec):
         tmp_path / "flow.yaml",
         [
             stream("FLOWS", subjects=["flows.>"]),
-            consumer("FLOWS", "acked_by_flow", ack_policy="flow_control", deliver_subject="deliver.flow", **spec),
+            consumer(
+                "FLOWS", "acked_by_flow", ack_policy="flow_control", deliver_subject="deliver.flow", **spec
+            ),
         ],
     )
-    _offline_error_or_clean(nats_server.url, path, "NO_SUCH_STREAM", ("flow_control",))
+    _offline_error_or_clean(nats_server.url, path, "FLOWS", ("flow_control",))
 
 
 # --- 2. the immutability table, proved against the server ---------------------------------------
@@ -548,7 +587,7 @@ class Case:
     kind: str  # stream | consumer
     base: dict
     changed: dict
-    field: str  # the plan diff that must (or must not) force the replace
+    key: str  # the field whose plan diff must (or must not) force the replace
     raw: dict = field(default_factory=dict)  # the in-place update: live config with these changes
     refused: Callable[[Version], Refusal | None] = lambda v: None  # None: mutable on that version
     since: Version = (2, 10, 0)
@@ -568,7 +607,9 @@ class Case:
 
     def document(self, spec: dict) -> dict:
         if self.kind == "stream":
-            subjects = {"subjects": [f"im.{self.id}.>"]} if "mirror" not in spec and "subjects" not in spec else {}
+            subjects = (
+                {"subjects": [f"im.{self.id}.>"]} if "mirror" not in spec and "subjects" not in spec else {}
+            )
             return stream(self.stream_name, **{**subjects, **spec})
         return consumer("IM_CONSUMERS", self.name, **spec)
 
@@ -595,59 +636,175 @@ PUSH: dict[str, Any] = {"ack_policy": "explicit", "deliver_subject": "deliver.im
 
 STREAM_CASES = [
     # refused in place
-    Case("storage-file-to-memory", "stream", {}, {"storage": "memory"}, "storage", {"storage": "memory"},
-         always(UPDATE_REFUSED, "can not change storage type", "storage file->memory")),
-    Case("storage-memory-to-file", "stream", {"storage": "memory"}, {"storage": "file"}, "storage",
-         {"storage": "file"}, always(UPDATE_REFUSED, "can not change storage type", "storage memory->file")),
-    Case("retention-limits-to-workqueue", "stream", {}, {"retention": "workqueue"}, "retention",
-         {"retention": "workqueue"},
-         always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention limits->workqueue")),
-    Case("retention-workqueue-to-limits", "stream", {"retention": "workqueue"}, {"retention": "limits"},
-         "retention", {"retention": "limits"},
-         always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention workqueue->limits")),
-    Case("retention-workqueue-to-interest", "stream", {"retention": "workqueue"}, {"retention": "interest"},
-         "retention", {"retention": "interest"},
-         always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention workqueue->interest")),
-    Case("mirror-add", "stream", {}, {"mirror": {"name": "IM_ORIGIN"}}, "mirror",
-         {"mirror": {"name": "IM_ORIGIN"}, "subjects": DELETE},
-         always(10055, "mirror configuration can not be updated", "mirror add to normal stream")),
-    Case("mirror-change", "stream", {"mirror": {"name": "IM_ORIGIN"}}, {"mirror": {"name": "IM_ORIGIN2"}},
-         "mirror", {"mirror": {"name": "IM_ORIGIN2"}},
-         always(10055, "mirror configuration can not be updated", "mirror change source name")),
-    Case("mirror-remove", "stream", {"mirror": {"name": "IM_ORIGIN"}}, {"subjects": ["im.mirror-remove.>"]},
-         "mirror", {"mirror": DELETE, "subjects": ["im.mirror-remove.>"]},
-         before(V2_12, 10055, "mirror configuration can not be updated", "mirror remove from mirror stream")),
-    Case("max-consumers", "stream", {}, {"max_consumers": 10}, "max_consumers", {"max_consumers": 10},
-         before(V2_12, UPDATE_REFUSED, "can not change MaxConsumers", "max_consumers -1->10")),
-    Case("deny-delete-off", "stream", {"deny_delete": True}, {"deny_delete": False}, "deny_delete",
-         {"deny_delete": False},
-         always(UPDATE_REFUSED, "can not cancel deny message deletes", "deny_delete true->false")),
-    Case("deny-purge-off", "stream", {"deny_purge": True}, {"deny_purge": False}, "deny_purge",
-         {"deny_purge": False}, always(UPDATE_REFUSED, "can not cancel deny purge", "deny_purge true->false")),
-    Case("unseal", "stream", {}, {}, "sealed", {"sealed": False},
-         always(UPDATE_REFUSED, "can not unseal a sealed stream", "sealed true->false (after sealing)"),
-         pre={"sealed": True}),
-    Case("msg-ttl-off", "stream", {"allow_msg_ttl": True}, {}, "allow_msg_ttl", {"allow_msg_ttl": False},
-         always(UPDATE_REFUSED, "message TTL status can not be disabled", "allow_msg_ttl true->false"),
-         since=V2_11),
-    Case("msg-schedules-off", "stream", {"allow_msg_schedules": True, "allow_rollup_hdrs": True},
-         {"allow_rollup_hdrs": True}, "allow_msg_schedules", {"allow_msg_schedules": False},
-         always(UPDATE_REFUSED, "message schedules can not be disabled", "allow_msg_schedules true->false"),
-         since=V2_12),
-    Case("msg-counter-on", "stream", {}, {"allow_msg_counter": True}, "allow_msg_counter",
-         {"allow_msg_counter": True},
-         always(UPDATE_REFUSED, "can not change message counter setting", "allow_msg_counter false->true"),
-         since=V2_12),
-    Case("msg-counter-off", "stream", {"allow_msg_counter": True}, {}, "allow_msg_counter",
-         {"allow_msg_counter": False},
-         always(UPDATE_REFUSED, "can not change message counter setting", "allow_msg_counter true->false"),
-         since=V2_12),
-    Case("persist-mode-to-async", "stream", {}, {"persist_mode": "async"}, "persist_mode",
-         {"persist_mode": "async"},
-         always(UPDATE_REFUSED, "can not change persist mode", "persist_mode default->async"), since=V2_12),
-    Case("persist-mode-to-default", "stream", {"persist_mode": "async"}, {"persist_mode": "default"},
-         "persist_mode", {"persist_mode": DELETE},
-         always(UPDATE_REFUSED, "can not change persist mode", "persist_mode async->default"), since=V2_12),
+    Case(
+        "storage-file-to-memory",
+        "stream",
+        {},
+        {"storage": "memory"},
+        "storage",
+        {"storage": "memory"},
+        always(UPDATE_REFUSED, "can not change storage type", "storage file->memory"),
+    ),
+    Case(
+        "storage-memory-to-file",
+        "stream",
+        {"storage": "memory"},
+        {"storage": "file"},
+        "storage",
+        {"storage": "file"},
+        always(UPDATE_REFUSED, "can not change storage type", "storage memory->file"),
+    ),
+    Case(
+        "retention-limits-to-workqueue",
+        "stream",
+        {},
+        {"retention": "workqueue"},
+        "retention",
+        {"retention": "workqueue"},
+        always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention limits->workqueue"),
+    ),
+    Case(
+        "retention-workqueue-to-limits",
+        "stream",
+        {"retention": "workqueue"},
+        {"retention": "limits"},
+        "retention",
+        {"retention": "limits"},
+        always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention workqueue->limits"),
+    ),
+    Case(
+        "retention-workqueue-to-interest",
+        "stream",
+        {"retention": "workqueue"},
+        {"retention": "interest"},
+        "retention",
+        {"retention": "interest"},
+        always(UPDATE_REFUSED, "retention policy to/from workqueue", "retention workqueue->interest"),
+    ),
+    Case(
+        "mirror-add",
+        "stream",
+        {},
+        {"mirror": {"name": "IM_ORIGIN"}},
+        "mirror",
+        {"mirror": {"name": "IM_ORIGIN"}, "subjects": DELETE},
+        always(10055, "mirror configuration can not be updated", "mirror add to normal stream"),
+    ),
+    Case(
+        "mirror-change",
+        "stream",
+        {"mirror": {"name": "IM_ORIGIN"}},
+        {"mirror": {"name": "IM_ORIGIN2"}},
+        "mirror",
+        {"mirror": {"name": "IM_ORIGIN2"}},
+        always(10055, "mirror configuration can not be updated", "mirror change source name"),
+    ),
+    Case(
+        "mirror-remove",
+        "stream",
+        {"mirror": {"name": "IM_ORIGIN"}},
+        {"subjects": ["im.mirror-remove.>"]},
+        "mirror",
+        {"mirror": DELETE, "subjects": ["im.mirror-remove.>"]},
+        before(V2_12, 10055, "mirror configuration can not be updated", "mirror remove from mirror stream"),
+    ),
+    Case(
+        "max-consumers",
+        "stream",
+        {},
+        {"max_consumers": 10},
+        "max_consumers",
+        {"max_consumers": 10},
+        before(V2_12, UPDATE_REFUSED, "can not change MaxConsumers", "max_consumers -1->10"),
+    ),
+    Case(
+        "deny-delete-off",
+        "stream",
+        {"deny_delete": True},
+        {"deny_delete": False},
+        "deny_delete",
+        {"deny_delete": False},
+        always(UPDATE_REFUSED, "can not cancel deny message deletes", "deny_delete true->false"),
+    ),
+    Case(
+        "deny-purge-off",
+        "stream",
+        {"deny_purge": True},
+        {"deny_purge": False},
+        "deny_purge",
+        {"deny_purge": False},
+        always(UPDATE_REFUSED, "can not cancel deny purge", "deny_purge true->false"),
+    ),
+    Case(
+        "unseal",
+        "stream",
+        {},
+        {},
+        "sealed",
+        {"sealed": False},
+        always(UPDATE_REFUSED, "can not unseal a sealed stream", "sealed true->false (after sealing)"),
+        pre={"sealed": True},
+    ),
+    Case(
+        "msg-ttl-off",
+        "stream",
+        {"allow_msg_ttl": True},
+        {},
+        "allow_msg_ttl",
+        {"allow_msg_ttl": False},
+        always(UPDATE_REFUSED, "message TTL status can not be disabled", "allow_msg_ttl true->false"),
+        since=V2_11,
+    ),
+    Case(
+        "msg-schedules-off",
+        "stream",
+        {"allow_msg_schedules": True, "allow_rollup_hdrs": True},
+        {"allow_rollup_hdrs": True},
+        "allow_msg_schedules",
+        {"allow_msg_schedules": False},
+        always(UPDATE_REFUSED, "message schedules can not be disabled", "allow_msg_schedules true->false"),
+        since=V2_12,
+    ),
+    Case(
+        "msg-counter-on",
+        "stream",
+        {},
+        {"allow_msg_counter": True},
+        "allow_msg_counter",
+        {"allow_msg_counter": True},
+        always(UPDATE_REFUSED, "can not change message counter setting", "allow_msg_counter false->true"),
+        since=V2_12,
+    ),
+    Case(
+        "msg-counter-off",
+        "stream",
+        {"allow_msg_counter": True},
+        {},
+        "allow_msg_counter",
+        {"allow_msg_counter": False},
+        always(UPDATE_REFUSED, "can not change message counter setting", "allow_msg_counter true->false"),
+        since=V2_12,
+    ),
+    Case(
+        "persist-mode-to-async",
+        "stream",
+        {},
+        {"persist_mode": "async"},
+        "persist_mode",
+        {"persist_mode": "async"},
+        always(UPDATE_REFUSED, "can not change persist mode", "persist_mode default->async"),
+        since=V2_12,
+    ),
+    Case(
+        "persist-mode-to-default",
+        "stream",
+        {"persist_mode": "async"},
+        {"persist_mode": "default"},
+        "persist_mode",
+        {"persist_mode": DELETE},
+        always(UPDATE_REFUSED, "can not change persist mode", "persist_mode async->default"),
+        since=V2_12,
+    ),
     # changed in place
     Case("subjects", "stream", {}, {"subjects": ["im.subjects.>", "im.more.>"]}, "subjects"),
     Case("max-age", "stream", {"max_age": "1h"}, {"max_age": "2h"}, "max_age"),
@@ -664,8 +821,13 @@ STREAM_CASES = [
     Case("description", "stream", {}, {"description": "now described"}, "description"),
     Case("metadata", "stream", {"metadata": {"a": "1"}}, {"metadata": {"a": "2", "b": "3"}}, "metadata"),
     Case("retention-limits-to-interest", "stream", {}, {"retention": "interest"}, "retention"),
-    Case("republish", "stream", {}, {"republish": {"src": "im.republish.>", "dest": "out.republish.>"}},
-         "republish"),
+    Case(
+        "republish",
+        "stream",
+        {},
+        {"republish": {"src": "im.republish.>", "dest": "out.republish.>"}},
+        "republish",
+    ),
     Case("msg-ttl-on", "stream", {}, {"allow_msg_ttl": True}, "allow_msg_ttl", since=V2_11),
     Case("atomic-on", "stream", {}, {"allow_atomic": True}, "allow_atomic", since=V2_12),
     Case("batched-on", "stream", {}, {"allow_batched": True}, "allow_batched", since=V2_14),
@@ -674,52 +836,147 @@ STREAM_CASES = [
 CONSUMER_REFUSED = 10012
 CONSUMER_CASES = [
     # refused in place
-    Case("deliver_policy", "consumer", PULL, {**PULL, "deliver_policy": "last"}, "deliver_policy",
-         {"deliver_policy": "last"},
-         always(CONSUMER_REFUSED, "deliver policy can not be updated", "deliver_policy all->last")),
-    Case("opt_start_seq", "consumer", {**PULL, "deliver_policy": "by_start_sequence", "opt_start_seq": 1},
-         {**PULL, "deliver_policy": "by_start_sequence", "opt_start_seq": 5}, "opt_start_seq",
-         {"opt_start_seq": 5}, always(CONSUMER_REFUSED, "start sequence can not be updated", "opt_start_seq 1->5")),
-    Case("opt_start_time", "consumer", {**PULL, "deliver_policy": "by_start_time", "opt_start_time": T1},
-         {**PULL, "deliver_policy": "by_start_time", "opt_start_time": T2}, "opt_start_time",
-         {"opt_start_time": T2}, always(CONSUMER_REFUSED, "start time can not be updated", "opt_start_time change")),
-    Case("ack_policy_to_all", "consumer", PULL, {"ack_policy": "all"}, "ack_policy", {"ack_policy": "all"},
-         always(CONSUMER_REFUSED, "ack policy can not be updated", "ack_policy explicit->all")),
-    Case("ack_policy_to_none", "consumer", PULL, {"ack_policy": "none"}, "ack_policy", {"ack_policy": "none"},
-         always(CONSUMER_REFUSED, "ack policy can not be updated", "ack_policy explicit->none")),
-    Case("replay_policy", "consumer", PULL, {**PULL, "replay_policy": "original"}, "replay_policy",
-         {"replay_policy": "original"},
-         always(CONSUMER_REFUSED, "replay policy can not be updated", "replay_policy instant->original")),
-    Case("max_waiting", "consumer", PULL, {**PULL, "max_waiting": 100}, "max_waiting", {"max_waiting": 100},
-         always(CONSUMER_REFUSED, "max waiting can not be updated", "max_waiting 512->100")),
-    Case("idle_heartbeat", "consumer", {**PUSH, "deliver_subject": "deliver.im.hb"},
-         {**PUSH, "deliver_subject": "deliver.im.hb", "idle_heartbeat": "5s"}, "idle_heartbeat",
-         {"idle_heartbeat": 5 * SEC},
-         always(CONSUMER_REFUSED, "heart beats can not be updated", "idle_heartbeat (push) set")),
-    Case("flow_control", "consumer", {**PUSH, "deliver_subject": "deliver.im.fc", "idle_heartbeat": "5s"},
-         {**PUSH, "deliver_subject": "deliver.im.fc", "idle_heartbeat": "5s", "flow_control": True},
-         "flow_control", {"flow_control": True},
-         always(CONSUMER_REFUSED, "flow control can not be updated")),
-    Case("pull_to_push", "consumer", PULL, {**PUSH, "deliver_subject": "deliver.im.p2p"}, "deliver_subject",
-         {"deliver_subject": "deliver.im.p2p", "max_waiting": DELETE},
-         lambda v: Refusal(CONSUMER_REFUSED, "can not update pull consumer to push based"
-                           if v >= V2_11 else "max waiting can not be updated", "deliver_subject pull->push")),
-    Case("push_to_pull", "consumer", {**PUSH, "deliver_subject": "deliver.im.p2q"}, PULL, "deliver_subject",
-         {"deliver_subject": DELETE},
-         lambda v: Refusal(CONSUMER_REFUSED, "can not update push consumer to pull based"
-                           if v >= V2_11 else "max waiting can not be updated", "deliver_subject push->pull")),
-    Case("mem_storage", "consumer", PULL, {**PULL, "mem_storage": True}, "mem_storage", {"mem_storage": True},
-         from_(V2_14, CONSUMER_REFUSED, "storage type can not be updated", "mem_storage false->true")),
+    Case(
+        "deliver_policy",
+        "consumer",
+        PULL,
+        {**PULL, "deliver_policy": "last"},
+        "deliver_policy",
+        {"deliver_policy": "last"},
+        always(CONSUMER_REFUSED, "deliver policy can not be updated", "deliver_policy all->last"),
+    ),
+    Case(
+        "opt_start_seq",
+        "consumer",
+        {**PULL, "deliver_policy": "by_start_sequence", "opt_start_seq": 1},
+        {**PULL, "deliver_policy": "by_start_sequence", "opt_start_seq": 5},
+        "opt_start_seq",
+        {"opt_start_seq": 5},
+        always(CONSUMER_REFUSED, "start sequence can not be updated", "opt_start_seq 1->5"),
+    ),
+    Case(
+        "opt_start_time",
+        "consumer",
+        {**PULL, "deliver_policy": "by_start_time", "opt_start_time": T1},
+        {**PULL, "deliver_policy": "by_start_time", "opt_start_time": T2},
+        "opt_start_time",
+        {"opt_start_time": T2},
+        always(CONSUMER_REFUSED, "start time can not be updated", "opt_start_time change"),
+    ),
+    Case(
+        "ack_policy_to_all",
+        "consumer",
+        PULL,
+        {"ack_policy": "all"},
+        "ack_policy",
+        {"ack_policy": "all"},
+        always(CONSUMER_REFUSED, "ack policy can not be updated", "ack_policy explicit->all"),
+    ),
+    Case(
+        "ack_policy_to_none",
+        "consumer",
+        PULL,
+        {"ack_policy": "none"},
+        "ack_policy",
+        {"ack_policy": "none"},
+        always(CONSUMER_REFUSED, "ack policy can not be updated", "ack_policy explicit->none"),
+    ),
+    Case(
+        "replay_policy",
+        "consumer",
+        PULL,
+        {**PULL, "replay_policy": "original"},
+        "replay_policy",
+        {"replay_policy": "original"},
+        always(CONSUMER_REFUSED, "replay policy can not be updated", "replay_policy instant->original"),
+    ),
+    Case(
+        "max_waiting",
+        "consumer",
+        PULL,
+        {**PULL, "max_waiting": 100},
+        "max_waiting",
+        {"max_waiting": 100},
+        always(CONSUMER_REFUSED, "max waiting can not be updated", "max_waiting 512->100"),
+    ),
+    Case(
+        "idle_heartbeat",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.hb"},
+        {**PUSH, "deliver_subject": "deliver.im.hb", "idle_heartbeat": "5s"},
+        "idle_heartbeat",
+        {"idle_heartbeat": 5 * SEC},
+        always(CONSUMER_REFUSED, "heart beats can not be updated", "idle_heartbeat (push) set"),
+    ),
+    Case(
+        "flow_control",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.fc", "idle_heartbeat": "5s"},
+        {**PUSH, "deliver_subject": "deliver.im.fc", "idle_heartbeat": "5s", "flow_control": True},
+        "flow_control",
+        {"flow_control": True},
+        always(CONSUMER_REFUSED, "flow control can not be updated"),
+    ),
+    Case(
+        "pull_to_push",
+        "consumer",
+        PULL,
+        {**PUSH, "deliver_subject": "deliver.im.p2p"},
+        "deliver_subject",
+        {"deliver_subject": "deliver.im.p2p", "max_waiting": DELETE},
+        lambda v: Refusal(
+            CONSUMER_REFUSED,
+            "can not update pull consumer to push based" if v >= V2_11 else "max waiting can not be updated",
+            "deliver_subject pull->push",
+        ),
+    ),
+    Case(
+        "push_to_pull",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.p2q"},
+        PULL,
+        "deliver_subject",
+        {"deliver_subject": DELETE},
+        lambda v: Refusal(
+            CONSUMER_REFUSED,
+            "can not update push consumer to pull based" if v >= V2_11 else "max waiting can not be updated",
+            "deliver_subject push->pull",
+        ),
+    ),
+    Case(
+        "mem_storage",
+        "consumer",
+        PULL,
+        {**PULL, "mem_storage": True},
+        "mem_storage",
+        {"mem_storage": True},
+        from_(V2_14, CONSUMER_REFUSED, "storage type can not be updated", "mem_storage false->true"),
+    ),
     # changed in place
     Case("max_ack_pending", "consumer", PULL, {**PULL, "max_ack_pending": 50}, "max_ack_pending"),
     Case("ack_wait", "consumer", PULL, {**PULL, "ack_wait": "10s"}, "ack_wait"),
     Case("max_deliver", "consumer", PULL, {**PULL, "max_deliver": 5}, "max_deliver"),
-    Case("filter_subject", "consumer", {**PULL, "filter_subject": "imc.a"}, {**PULL, "filter_subject": "imc.b"},
-         "filter_subject"),
-    Case("filter_subjects", "consumer", {**PULL, "filter_subject": "imc.a"},
-         {**PULL, "filter_subjects": ["imc.b", "imc.c"]}, "filter_subjects"),
-    Case("backoff", "consumer", {**PULL, "max_deliver": 5}, {**PULL, "max_deliver": 5, "backoff": ["1s", "2s"]},
-         "backoff"),
+    Case(
+        "filter_subject",
+        "consumer",
+        {**PULL, "filter_subject": "imc.a"},
+        {**PULL, "filter_subject": "imc.b"},
+        "filter_subject",
+    ),
+    Case(
+        "filter_subjects",
+        "consumer",
+        {**PULL, "filter_subject": "imc.a"},
+        {**PULL, "filter_subjects": ["imc.b", "imc.c"]},
+        "filter_subjects",
+    ),
+    Case(
+        "backoff",
+        "consumer",
+        {**PULL, "max_deliver": 5},
+        {**PULL, "max_deliver": 5, "backoff": ["1s", "2s"]},
+        "backoff",
+    ),
     Case("headers_only", "consumer", PULL, {**PULL, "headers_only": True}, "headers_only"),
     Case("inactive_threshold", "consumer", PULL, {**PULL, "inactive_threshold": "10m"}, "inactive_threshold"),
     Case("consumer_description", "consumer", PULL, {**PULL, "description": "workers"}, "description"),
@@ -727,14 +984,35 @@ CONSUMER_CASES = [
     Case("max_batch", "consumer", PULL, {**PULL, "max_batch": 10}, "max_batch"),
     Case("max_expires", "consumer", PULL, {**PULL, "max_expires": "30s"}, "max_expires"),
     Case("sample_freq", "consumer", PULL, {**PULL, "sample_freq": "10%"}, "sample_freq"),
-    Case("rate_limit_bps", "consumer", {**PUSH, "deliver_subject": "deliver.im.rate"},
-         {**PUSH, "deliver_subject": "deliver.im.rate", "rate_limit_bps": 1000}, "rate_limit_bps"),
-    Case("deliver_group", "consumer", {**PUSH, "deliver_subject": "deliver.im.grp"},
-         {**PUSH, "deliver_subject": "deliver.im.grp", "deliver_group": "grp"}, "deliver_group"),
-    Case("deliver_subject", "consumer", {**PUSH, "deliver_subject": "deliver.im.one"},
-         {**PUSH, "deliver_subject": "deliver.im.two"}, "deliver_subject"),
-    Case("priority_groups", "consumer", PULL,
-         {**PULL, "priority_groups": ["g"], "priority_policy": "overflow"}, "priority_groups", since=V2_11),
+    Case(
+        "rate_limit_bps",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.rate"},
+        {**PUSH, "deliver_subject": "deliver.im.rate", "rate_limit_bps": 1000},
+        "rate_limit_bps",
+    ),
+    Case(
+        "deliver_group",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.grp"},
+        {**PUSH, "deliver_subject": "deliver.im.grp", "deliver_group": "grp"},
+        "deliver_group",
+    ),
+    Case(
+        "deliver_subject",
+        "consumer",
+        {**PUSH, "deliver_subject": "deliver.im.one"},
+        {**PUSH, "deliver_subject": "deliver.im.two"},
+        "deliver_subject",
+    ),
+    Case(
+        "priority_groups",
+        "consumer",
+        PULL,
+        {**PULL, "priority_groups": ["g"], "priority_policy": "overflow"},
+        "priority_groups",
+        since=V2_11,
+    ),
 ]
 CASES = {c.id: c for c in STREAM_CASES + CONSUMER_CASES}
 
@@ -760,7 +1038,7 @@ def _live(url: str, case: Case) -> dict | None:
         if case.kind == "stream"
         else f"$JS.API.CONSUMER.INFO.IM_CONSUMERS.{case.name}"
     )
-    answer = request(url, subject)
+    answer = api_request(url, subject)
     return None if "error" in answer else answer["config"]
 
 
@@ -772,8 +1050,8 @@ def _in_place_update(url: str, case: Case, live: dict) -> dict:
         else:
             body[key] = value
     if case.kind == "stream":
-        return request(url, f"$JS.API.STREAM.UPDATE.{case.stream_name}", body)
-    return request(
+        return api_request(url, f"$JS.API.STREAM.UPDATE.{case.stream_name}", body)
+    return api_request(
         url,
         f"$JS.API.CONSUMER.CREATE.IM_CONSUMERS.{case.name}",
         {"stream_name": "IM_CONSUMERS", "config": body, "action": "update"},
@@ -861,14 +1139,15 @@ def test_immutability_cases_are_set_up(immutability):
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
-def test_change_plans_as_the_server_treats_it(immutability, case_id, request):
+def test_change_plans_as_the_server_treats_it(immutability, case_id):
+    """(a) plan: replace with forces_replace, or update; (b) the in-place update is refused as measured."""
     run, case = immutability, CASES[case_id]
     if run.version < case.since:
-        pytest.skip(f"{case.field} needs nats-server {show(case.since)}")
+        pytest.skip(f"{case.key} needs nats-server {show(case.since)}")
     refusal = case.refused(run.version)
     change = run.planned.get(case.address)
     assert change is not None, f"{case.address} not in the plan: {run.steps['plan'].stderr}"
-    touched = [d for d in change["diffs"] if d["path"] == case.field or d["path"].startswith(case.field + ".")]
+    touched = [d for d in change["diffs"] if d["path"] == case.key or d["path"].startswith(case.key + ".")]
     assert touched, change
     if refusal is None:
         # mutable on this version: an update of exactly that, which applies and then plans clean
@@ -892,8 +1171,8 @@ def test_change_plans_as_the_server_treats_it(immutability, case_id, request):
     assert after is not None and after["action"] == "no-op", after
 
 
-def test_sealing_is_an_update(immutability):
-    """The 'unseal' case sealed its stream through the manifest first."""
+def test_the_unseal_case_was_sealed_through_its_manifest(immutability):
+    """The 'unseal' case sealed its stream by a manifest update (sealed: true) before unsealing it."""
     run = immutability
     live = run.live_before.get("unseal")
     assert live is not None and live["sealed"] is True
@@ -909,13 +1188,281 @@ def test_replacing_everything_converges(immutability):
     assert DRIFT not in result.stdout + result.stderr, result.stdout + result.stderr
     pending = {a: c["action"] for a, c in run.final.items() if c["action"] != "no-op"}
     assert pending == {}
-import json
-def test_dump(immutability):
-    run = immutability
-    for c in run.cases:
-        ch = run.planned.get(c.address) or {}
-        raw = run.raw.get(c.id, {})
-        err = raw.get("error")
-        print(f"{c.id:32} {ch.get('action'):8} {[ (d['path'], d['forces_replace']) for d in ch.get('diffs', [])]} raw={err and (err['err_code'], err['description'])} final={run.final.get(c.address, {}).get('action')}")
-    print(run.steps['pre'].stdout, run.steps['pre'].stderr)
-    print(run.steps['final'].stdout[-500:], run.steps['final'].stderr)
+
+
+# --- 3. a field newer than the server -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewField:
+    id: str
+    since: Version  # the first server version that knows it
+    text: str  # one manifest document; the error must point at the line that starts with `marker`
+    shown: str  # how the error names the field
+    marker: str
+    field_since: Version | None = None  # for a new enum value: the version of the field itself
+
+    def needs(self, version: Version) -> Version:
+        return self.field_since if self.field_since and version < self.field_since else self.since
+
+
+def _stream_text(name: str, lines: str) -> str:
+    return f'kind: Stream\nname: {name}\nspec:\n  subjects: ["{name.lower()}.>"]\n{lines}'
+
+
+def _consumer_text(name: str, lines: str) -> str:
+    return f"kind: Consumer\nstream: BASE\nname: {name}\nspec:\n  ack_policy: explicit\n{lines}"
+
+
+NEW_FIELDS = [
+    # the ones the issue names
+    NewField(
+        "stream-allow_msg_ttl",
+        V2_11,
+        _stream_text("TTL", "  allow_msg_ttl: true\n"),
+        "allow_msg_ttl",
+        "  allow_msg_ttl:",
+    ),
+    NewField(
+        "stream-allow_atomic",
+        V2_12,
+        _stream_text("ATOMIC", "  allow_atomic: true\n"),
+        "allow_atomic",
+        "  allow_atomic:",
+    ),
+    NewField(
+        "stream-allow_batched",
+        V2_14,
+        _stream_text("BATCHED", "  allow_batched: true\n"),
+        "allow_batched",
+        "  allow_batched:",
+    ),
+    NewField(
+        "consumer-priority_groups",
+        V2_11,
+        _consumer_text("grouped", "  priority_groups: [jobs]\n  priority_policy: overflow\n"),
+        "priority_groups",
+        "  priority_groups:",
+    ),
+    NewField(
+        "consumer-ack_policy-flow_control",
+        V2_14,
+        "kind: Consumer\nstream: BASE\nname: flowing\nspec:\n  deliver_subject: deliver.flowing\n"
+        "  ack_policy: flow_control\n  flow_control: true\n  idle_heartbeat: 1s\n",
+        "ack_policy: flow_control",
+        "  ack_policy:",
+    ),
+    NewField(
+        "kv-limit_marker_ttl",
+        V2_11,
+        "kind: KeyValue\nname: marked\nspec:\n  history: 2\n  limit_marker_ttl: 5m\n",
+        "limit_marker_ttl",
+        "  limit_marker_ttl:",
+    ),
+    # and the other fields versions.py knows
+    NewField(
+        "stream-subject_delete_marker_ttl",
+        V2_11,
+        _stream_text(
+            "MARKERS", "  allow_msg_ttl: true\n  allow_rollup_hdrs: true\n  subject_delete_marker_ttl: 1m\n"
+        ),
+        "subject_delete_marker_ttl",
+        "  subject_delete_marker_ttl:",
+    ),
+    NewField(
+        "stream-allow_msg_counter",
+        V2_12,
+        _stream_text("COUNTER", "  allow_msg_counter: true\n"),
+        "allow_msg_counter",
+        "  allow_msg_counter:",
+    ),
+    NewField(
+        "stream-allow_msg_schedules",
+        V2_12,
+        _stream_text("SCHEDULES", "  allow_rollup_hdrs: true\n  allow_msg_schedules: true\n"),
+        "allow_msg_schedules",
+        "  allow_msg_schedules:",
+    ),
+    NewField(
+        "stream-persist_mode",
+        V2_12,
+        _stream_text("PERSIST", "  persist_mode: async\n"),
+        "persist_mode",
+        "  persist_mode:",
+    ),
+    NewField(
+        "stream-sources-consumer",
+        V2_14,
+        "kind: Stream\nname: DURABLE_SOURCE\nspec:\n  sources:\n"
+        "    - {name: BASE, consumer: {name: src, deliver_subject: deliver.src}}\n",
+        "sources.consumer",
+        "  sources:",
+    ),
+    NewField(
+        "consumer-pause_until",
+        V2_11,
+        _consumer_text("paused", '  pause_until: "2099-01-01T00:00:00Z"\n'),
+        "pause_until",
+        "  pause_until:",
+    ),
+    NewField(
+        "consumer-priority_policy-prioritized",
+        V2_12,
+        _consumer_text("prioritized", "  priority_groups: [jobs]\n  priority_policy: prioritized\n"),
+        "priority_policy",
+        "  priority_policy:",
+        field_since=V2_11,
+    ),
+    NewField(
+        "consumer-sourcing",
+        V2_14,
+        _consumer_text("sourcing", "  sourcing: true\n"),
+        "sourcing",
+        "  sourcing:",
+    ),
+]
+NAMED_IN_THE_ISSUE = 6
+
+
+@pytest.fixture(scope="module")
+def older_server(server_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One server for the cases below, with a stream BASE so that 'unchanged' means something."""
+    server = LocalServer(server_bin).start()
+    try:
+        base = dump(tmp_path_factory.mktemp("base") / "base.yaml", [stream("BASE", subjects=["base.>"])])
+        apply_ok(server.url, base)
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _line_of(text: str, marker: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith(marker))
+
+
+def _assert_reported(stderr: str, path: Path, case: NewField, version: Version, server_version: str) -> None:
+    line = _line_of(case.text, case.marker)
+    wanted = (
+        rf"{re.escape(str(path))}:{line}:\d+: .*{re.escape(case.shown)}.* needs nats-server "
+        rf"{re.escape(show(case.needs(version)))} or newer; the server is {re.escape(server_version)}"
+    )
+    assert re.search(wanted, stderr), f"no line matching {wanted!r} in:\n{stderr}"
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    "case", NEW_FIELDS[:NAMED_IN_THE_ISSUE], ids=[c.id for c in NEW_FIELDS[:NAMED_IN_THE_ISSUE]]
+)
+def test_a_field_newer_than_the_server_is_refused_before_anything_is_sent(older_server, tmp_path, case):
+    version = version_of(older_server)
+    if version >= case.since:
+        pytest.skip(f"nats-server {older_server.version} knows {case.shown}")
+    url = older_server.url
+    path = tmp_path / "newer.yaml"
+    path.write_text(case.text)
+    before = server_snapshot(url)
+    for command in ("plan", "apply"):
+        result = run_cli(command, str(path), url=url)
+        assert result.returncode == 1, f"{command}: {result.stdout}{result.stderr}"
+        _assert_reported(result.stderr, path, case, version, older_server.version)
+    assert "Nothing was sent to the server" in result.stderr
+    assert server_snapshot(url) == before
+
+
+def test_every_field_newer_than_the_server_is_reported_at_once(older_server, tmp_path):
+    """All of versions.py's newer fields in one run: each one at its file:line, nothing sent."""
+    version = version_of(older_server)
+    lacking = [c for c in NEW_FIELDS if version < c.since]
+    if not lacking:
+        pytest.skip(f"nats-server {older_server.version} knows every field of versions.py")
+    assert [c.id for c in NEW_FIELDS[:NAMED_IN_THE_ISSUE] if version < c.since], "the issue's cases run"
+    directory = tmp_path / "newer"
+    before = server_snapshot(older_server.url)
+    for i, case in enumerate(lacking):
+        (directory / f"{i:02d}.yaml").parent.mkdir(exist_ok=True)
+        (directory / f"{i:02d}.yaml").write_text(case.text)
+    result = run_cli("apply", str(directory), url=older_server.url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for i, case in enumerate(lacking):
+        _assert_reported(result.stderr, directory / f"{i:02d}.yaml", case, version, older_server.version)
+    assert server_snapshot(older_server.url) == before
+
+
+def test_timestamps_compare_as_instants_not_as_text(nats_server, tmp_path, request):
+    """The server writes times back in Go's RFC 3339 form: '12:00:00.000Z' comes back as '12:00:00Z'."""
+    known_bug(
+        request,
+        True,
+        "opt_start_time / sources[].opt_start_time are compared as strings (canonical.py), so "
+        "'2024-05-01T12:00:00.000Z' diffs against the stored '2024-05-01T12:00:00Z': drift, then a "
+        "replace of the consumer (opt_start_time is immutable)",
+    )
+    path = dump(
+        tmp_path / "times.yaml",
+        [
+            stream("TIMES", subjects=["times.>"]),
+            stream(
+                "TIMES_COPY", sources=[{"name": "TIMES", "opt_start_time": "2024-05-01T14:00:00.500+02:00"}]
+            ),
+            consumer(
+                "TIMES",
+                "from_noon",
+                ack_policy="explicit",
+                deliver_policy="by_start_time",
+                opt_start_time="2024-05-01T12:00:00.000Z",
+            ),
+        ],
+    )
+    apply_ok(nats_server.url, path)
+    plan_clean(nats_server.url, path)
+
+
+def test_republish_without_src_republishes_everything(nats_server, tmp_path, request):
+    """The schema lets republish.src out; the server reads that as '>' (and 2.11+ pedantic refuses it)."""
+    version = version_of(nats_server)
+    known_bug(
+        request,
+        True,
+        "republish.src left out is sent as absent: 2.10 stores '>' (drift, then 'republish.src: > -> (unset)'"
+        "), 2.11+ pedantic refuses 10157 'republish source can not be empty'"
+        if version >= V2_11
+        else "republish.src left out: 2.10 stores '>' (drift, then 'republish.src: > -> (unset)')",
+    )
+    path = dump(
+        tmp_path / "republish.yaml",
+        [
+            stream("ANNOUNCED", subjects=["announced.>"], republish={"dest": "out.announced.>"}),
+            kv("announced_kv", republish={"dest": "out.kv.>"}),
+        ],
+    )
+    apply_ok(nats_server.url, path)
+    plan_clean(nats_server.url, path)
+
+
+def test_pause_until_pauses_the_consumer_when_it_is_created(nats_server, tmp_path, request):
+    """The schema accepts pause_until ('applied on create only'); the server pauses on create (2.11+)."""
+    if version_of(nats_server) < CONSUMER_FIELDS_SINCE["pause_until"]:
+        pytest.skip("pause_until needs nats-server 2.11")
+    known_bug(
+        request,
+        True,
+        "canonical_consumer() drops pause_until (CONSUMER_SERVER_MANAGED) before full_consumer() builds the "
+        "create body, so a declared pause_until is never sent and the consumer runs unpaused",
+    )
+    until = "2099-01-01T00:00:00Z"
+    path = dump(
+        tmp_path / "paused.yaml",
+        [
+            stream("PAUSED", subjects=["paused.>"]),
+            consumer("PAUSED", "later", ack_policy="explicit", pause_until=until),
+        ],
+    )
+    apply_ok(nats_server.url, path)
+    info = request_info(nats_server.url, "PAUSED", "later")
+    assert info["config"].get("pause_until") == until, info["config"]
+    assert info.get("paused") is True, info
+    plan_clean(nats_server.url, path)
+
+
+def request_info(url: str, stream_name: str, name: str) -> dict:
+    return api_request(url, f"$JS.API.CONSUMER.INFO.{stream_name}.{name}")
