@@ -10,6 +10,7 @@ The canonical form is also what `export` writes, and `full_*` expands it into a 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from .versions import STREAM_FIELDS_UNTIL, Server
@@ -18,6 +19,7 @@ TWO_MINUTES = 120_000_000_000
 ACK_WAIT_DEFAULT = 30_000_000_000
 MAX_ACK_PENDING_DEFAULT = 1000
 MAX_WAITING_DEFAULT = 512
+FLOW_CONTROL_HEARTBEAT = 1_000_000_000
 MARKER = "nats-reconcile.set"  # metadata key that marks resources this tool manages, value = set name
 
 STREAM_DEFAULTS: dict[str, Any] = {
@@ -63,6 +65,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 CONSUMER_SERVER_MANAGED = ("name", "durable_name", "pause_until")
 
 _NO_DEFAULT = object()
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d\d)")
 
 
 def _strip(value: Any) -> Any:
@@ -84,6 +87,18 @@ def user_metadata(metadata: dict | None) -> dict[str, str]:
     return {k: v for k, v in (metadata or {}).items() if not k.startswith("_nats.")}
 
 
+def go_time(text: str) -> str:
+    """An RFC 3339 time as Go's RFC3339Nano writes it back: no trailing fractional zeros, Z for UTC."""
+    match = _RFC3339.fullmatch(text)
+    if not match:
+        return text
+    base, fraction, zone = match.groups()
+    fraction = (fraction or "").rstrip("0").rstrip(".")
+    if zone in ("+00:00", "-00:00", "z"):
+        zone = "Z"
+    return f"{base}{fraction}{zone}"
+
+
 def default_duplicate_window(config: dict, server: Server) -> int:
     # Mirrors get no default window, nor (from 2.14) streams with sources; otherwise 2m, capped at max_age.
     if config.get("mirror") or (config.get("sources") and not server.sourced_streams_get_duplicate_window):
@@ -98,8 +113,17 @@ def canonical_stream(config: dict, server: Server) -> dict:
     c = _strip(config)
     for field in STREAM_SERVER_MANAGED:
         c.pop(field, None)
+    if c.get("sealed"):  # what sealing implies, as the server stores it
+        c.update(discard="new", deny_delete=True, deny_purge=True)
+        c.pop("allow_rollup_hdrs", None)
+        c.pop("max_age", None)
     if c.get("persist_mode") == "default":  # read back as absent (2.12+)
         c.pop("persist_mode")
+    if isinstance(c.get("republish"), dict) and not c["republish"].get("src"):
+        c["republish"]["src"] = ">"  # the server's default; 2.11+ pedantic refuses it left out
+    for origin in [c.get("mirror"), *(c.get("sources") or [])]:
+        if isinstance(origin, dict) and isinstance(origin.get("opt_start_time"), str):
+            origin["opt_start_time"] = go_time(origin["opt_start_time"])
     if c.get("duplicate_window") == default_duplicate_window(c, server):
         c.pop("duplicate_window")
     _normalise_metadata(c)
@@ -124,11 +148,19 @@ def consumer_defaults(config: dict, stream: dict | None) -> dict[str, Any]:
     """The defaults the server fills in for this consumer on this stream (setConsumerConfigDefaults)."""
     limits = (stream or {}).get("consumer_limits") or {}
     defaults = dict(CONSUMER_DEFAULTS)
-    acks = config.get("ack_policy", "none") != "none"
-    if acks:
+    ack = config.get("ack_policy", "none")
+    if ack in ("explicit", "all"):
         backoff = config.get("backoff") or []
         defaults["ack_wait"] = backoff[0] if backoff else ACK_WAIT_DEFAULT
+    if ack != "none":
         defaults["max_ack_pending"] = limits.get("max_ack_pending") or MAX_ACK_PENDING_DEFAULT
+    elif limits.get("max_ack_pending") and not config.get("deliver_subject"):
+        # The server copies the stream's limit into a pull consumer without acks too (a push one it
+        # refuses, 10082: see validate.py), and 2.11+ pedantic wants it spelled out.
+        defaults["max_ack_pending"] = limits["max_ack_pending"]
+    if ack == "flow_control":  # 2.14+: the server turns flow control on, with a 1s heartbeat
+        defaults["flow_control"] = True
+        defaults["idle_heartbeat"] = FLOW_CONTROL_HEARTBEAT
     if not config.get("deliver_subject"):
         defaults["max_waiting"] = MAX_WAITING_DEFAULT
     if limits.get("inactive_threshold"):
@@ -140,6 +172,8 @@ def canonical_consumer(config: dict, stream: dict | None) -> dict:
     c = _strip(config)  # 0 means the default here too (setConsumerConfigDefaults)
     for field in CONSUMER_SERVER_MANAGED:
         c.pop(field, None)
+    if isinstance(c.get("opt_start_time"), str):
+        c["opt_start_time"] = go_time(c["opt_start_time"])
     subjects = c.get("filter_subjects")
     if isinstance(subjects, list):
         if len(subjects) == 1 and not c.get("filter_subject"):

@@ -80,6 +80,8 @@ def export_documents(
         for consumer, config in sorted(live.consumers.get(name, {}).items()):
             if not config.get("durable_name"):
                 continue  # ephemeral consumers belong to their clients, not to manifests
+            if any(key.startswith("_nats.src.") for key in config.get("metadata") or {}):
+                continue  # made by the server for a stream that sources this one (2.14+)
             spec = _drop_marker(canonical_consumer(config, stream_canonical))
             documents.append({"kind": "Consumer", "stream": name, "name": consumer, "spec": _human(spec)})
     return documents

@@ -202,9 +202,17 @@ def make_plan(
         desired = _with_marker(change.after or {}, set_name)
         if address.is_stream:
             body = full_stream(address.stream_name, desired, server)
+            mirror = desired.get("mirror") or {}
+            origin = desired_streams.get(mirror.get("name"), live_streams.get(mirror.get("name")))
+            if origin is not None and not mirror.get("external"):
+                # Server-managed, so never compared; but pedantic (2.11+) wants it to match the origin.
+                body["mirror_direct"] = bool(origin.get("allow_direct"))
         else:
             stream_after = desired_streams.get(address.stream, live_streams.get(address.stream, {}))
             body = full_consumer(address.name, desired, stream_after, server)
+            pause = change.resource.config.get("pause_until") if change.resource else None
+            if pause and change.action in (Action.CREATE, Action.REPLACE):
+                body["pause_until"] = pause  # not compared (CONSUMER.PAUSE changes it), only sent on create
         changes[address] = dataclasses.replace(change, body=body)
 
     if prune:

@@ -133,6 +133,14 @@ def _check_fields(r: Resource) -> list[Problem]:
                 bad((field,), f"{field} is for pull consumers; this one has deliver_subject")
         if c.get("direct"):
             bad(("direct",), "direct consumers must be ephemeral; a manifest declares durable consumers")
+        if c.get("ack_policy") == "flow_control":  # 2.14+: acks ride on flow control (10218-10221)
+            if not push:
+                bad(("ack_policy",), "ack_policy flow_control needs deliver_subject (a push consumer)")
+            for field in ("ack_wait", "backoff"):
+                if c.get(field):
+                    bad((field,), f"ack_policy flow_control takes no {field}")
+            if c.get("idle_heartbeat") not in (None, 1_000_000_000):
+                bad(("idle_heartbeat",), "ack_policy flow_control needs idle_heartbeat 1s (or leave it out)")
         backoff = c.get("backoff") or []
         if backoff:
             if c.get("ack_policy", "none") == "none":
@@ -165,6 +173,19 @@ def _check_fields(r: Resource) -> list[Problem]:
         bad(("placement", "preferred"), "placement.preferred is not allowed when a stream is created")
     if c.get("allow_msg_schedules") and c.get("discard") == "new":
         bad(("allow_msg_schedules",), "message schedules cannot be used with discard: new")
+    if c.get("allow_msg_schedules") and not c.get("allow_rollup_hdrs"):
+        bad(("allow_msg_schedules",), "message schedules need allow_rollup_hdrs: true")
+    if c.get("allow_msg_counter"):
+        for field, why in (("allow_msg_ttl", "message TTLs"), ("mirror", "a mirror")):
+            if c.get(field):
+                bad((field,), f"a counter stream (allow_msg_counter) cannot have {why}")
+        if c.get("discard") == "new":
+            bad(("discard",), "a counter stream (allow_msg_counter) cannot use discard: new")
+    for i, source in enumerate(c.get("sources") or []):
+        if isinstance(source, dict) and source.get("consumer") and source.get("filter_subject"):
+            bad(
+                ("sources", i, "filter_subject"), "a source with a consumer cannot also have a filter_subject"
+            )
     return out
 
 
@@ -240,6 +261,15 @@ def _check_consumers_of(
                         ".".join(map(str, path)),
                     )
                 )
+    if (sc.get("consumer_limits") or {}).get("max_ack_pending"):
+        for r in group:
+            if r.config.get("ack_policy", "none") == "none" and r.config.get("deliver_subject"):
+                # The server copies the limit into the consumer, then refuses it (10082), on every version.
+                why = (
+                    f"stream {stream_name} sets consumer_limits.max_ack_pending, which the server cannot "
+                    "apply to a push consumer with ack_policy none"
+                )
+                out.append(Problem(r.where("spec", "ack_policy"), why, str(r.address), "spec.ack_policy"))
     if sc.get("retention") != "workqueue":
         return out
     where = f"work-queue stream {stream_name}"

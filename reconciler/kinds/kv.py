@@ -71,7 +71,8 @@ def from_config(name: str, config: dict[str, Any]) -> dict[str, Any] | None:
 
     The caller checks that to_config(spec) gives the same canonical config back.
     """
-    if config.get("subjects") != [f"$KV.{name}.>"] or config.get("mirror") or config.get("sources"):
+    mirror, sources = config.get("mirror"), config.get("sources")
+    if config.get("subjects") != ([f"$KV.{name}.>"] if not mirror else None):
         return None
     spec: dict[str, Any] = {}
     pairs = (
@@ -92,4 +93,17 @@ def from_config(name: str, config: dict[str, Any]) -> dict[str, Any] | None:
     for field in ("description", "metadata", "placement", "republish"):
         if config.get(field):
             spec[field] = config[field]
+    if mirror:
+        spec["mirror"] = _bucket_source(name, mirror)
+    if sources:
+        spec["sources"] = [_bucket_source(name, s) for s in sources]
     return spec
+
+
+def _bucket_source(bucket: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The reverse of _source: a stream source of KV_<origin> as the bucket source it came from."""
+    out = dict(source)
+    out["name"] = source["name"].removeprefix("KV_")
+    if out.get("subject_transforms") == [{"src": f"$KV.{out['name']}.>", "dest": f"$KV.{bucket}.>"}]:
+        out.pop("subject_transforms")
+    return out

@@ -11,6 +11,8 @@ SCHEMA = "stream_manifest"
 def to_config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     config = dict(spec)
     config.pop("name", None)
+    if not (config.get("subjects") or config.get("sources") or config.get("mirror")):
+        config["subjects"] = [name]  # the server's default: a stream listens on its own name
     return config
 
 

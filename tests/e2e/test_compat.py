@@ -61,12 +61,6 @@ def version_of(server: LocalServer) -> Version:
     return parse_version(server.version)
 
 
-def known_bug(request: pytest.FixtureRequest, applies: bool, reason: str) -> None:
-    """Mark the running test as a strict xfail when the bug applies to this server version."""
-    if applies:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"BUG: {reason}"))
-
-
 def apply_ok(url: str, *paths: Path | str, extra: tuple[str, ...] = ()) -> str:
     result = run_cli("apply", *map(str, paths), *extra, url=url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -390,12 +384,6 @@ def export(url: str, tmp_path: Path) -> Path:
 
 
 def test_export_writes_a_sourced_bucket_as_a_keyvalue(nats_server, tmp_path, request):
-    known_bug(
-        request,
-        True,
-        "kinds/kv.from_config returns None for a bucket with sources or a mirror, so export writes "
-        "kind: Stream name: KV_<bucket> instead of a KeyValue",
-    )
     url = nats_server.url
     path = dump(tmp_path / "m" / "kv.yaml", [kv("kv_one"), kv("kv_two", sources=[{"name": "kv_one"}])])
     apply_ok(url, path)
@@ -405,12 +393,6 @@ def test_export_writes_a_sourced_bucket_as_a_keyvalue(nats_server, tmp_path, req
 
 def test_export_leaves_out_the_servers_own_source_consumers(nats_server, tmp_path, request):
     """2.14+ source an interest stream through a durable consumer of its own (sourcing: true)."""
-    known_bug(
-        request,
-        version_of(nats_server) >= V2_14,
-        "export.export_documents writes the server's JS_SRC_* consumer (sourcing: true, "
-        "_nats.src.stream metadata) as a Consumer manifest",
-    )
     url = nats_server.url
     path = dump(
         tmp_path / "m" / "sourcing.yaml",
@@ -429,12 +411,6 @@ def test_export_leaves_out_the_servers_own_source_consumers(nats_server, tmp_pat
 
 def test_mirror_of_a_direct_get_origin(nats_server, request):
     """A mirror of a stream with allow_direct, e.g. any KV mirror: 2.11+ pedantic wants mirror_direct."""
-    known_bug(
-        request,
-        version_of(nats_server) >= V2_11,
-        "mirror_direct is never sent (canonical.STREAM_SERVER_MANAGED), so 2.11+ pedantic refuses "
-        "10157 'origin stream has direct get set, mirror has it disabled'",
-    )
     path = ALL_FIELDS / "40-direct-mirrors.yaml"
     apply_ok(nats_server.url, path)
     plan_clean(nats_server.url, path)
@@ -442,18 +418,9 @@ def test_mirror_of_a_direct_get_origin(nats_server, request):
 
 
 def test_ack_none_consumer_on_a_stream_with_consumer_limits(nats_server, tmp_path, request):
-    """The server copies consumer_limits.max_ack_pending into every consumer, ack_policy none too."""
-    version = version_of(nats_server)
-    known_bug(
-        request,
-        True,
-        "consumer_defaults() takes max_ack_pending from consumer_limits only when ack_policy is not none; "
-        + (
-            "2.10 stores it anyway (drift, then a false diff)"
-            if version < V2_11
-            else "2.11+ pedantic refuses"
-        ),
-    )
+    """The server copies consumer_limits.max_ack_pending into every consumer, ack_policy none too, and then
+    refuses it (10082; 2.11+ pedantic refuses leaving it out): no such consumer can exist, so it is
+    refused offline, with its location."""
     path = dump(
         tmp_path / "limited.yaml",
         [
@@ -461,18 +428,16 @@ def test_ack_none_consumer_on_a_stream_with_consumer_limits(nats_server, tmp_pat
             consumer("LIMITED", "fire_and_forget", ack_policy="none", deliver_subject="deliver.faf"),
         ],
     )
-    apply_ok(nats_server.url, path)
-    plan_clean(nats_server.url, path)
+    before = server_snapshot(nats_server.url)
+    result = run_cli("apply", str(path), url=nats_server.url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{path}:" in result.stderr and "consumer_limits.max_ack_pending" in result.stderr
+    assert "Nothing was sent to the server." in result.stderr
+    assert server_snapshot(nats_server.url) == before
 
 
 def test_sealing_a_stream_through_its_manifest(nats_server, tmp_path, request):
     """Sealing sets discard new, deny_delete, deny_purge, no roll-ups and max_age 0 on the server."""
-    known_bug(
-        request,
-        True,
-        "canonical_stream() does not apply what sealing implies (discard new, deny_delete, deny_purge, "
-        "allow_rollup_hdrs false, max_age 0): drift on apply, then a replace (deny_* cannot be turned off)",
-    )
     url = nats_server.url
     spec = {"subjects": ["sealed.>"], "max_age": "1h", "allow_rollup_hdrs": True}
     path = dump(tmp_path / "sealed.yaml", [stream("TO_SEAL", **spec)])
@@ -489,12 +454,6 @@ def test_sealing_a_stream_through_its_manifest(nats_server, tmp_path, request):
 
 def test_stream_without_subjects_takes_its_name(nats_server, tmp_path, request):
     """A stream with neither subjects nor sources nor mirror listens on its own name (server default)."""
-    known_bug(
-        request,
-        True,
-        "the server default subjects=[<name>] is not part of the desired config (kinds/stream.to_config): "
-        "drift on apply, then 'subjects: [\"NAMED\"] -> (unset)' forever",
-    )
     path = dump(tmp_path / "named.yaml", [stream("NAMED", max_age="1h")])
     apply_ok(nats_server.url, path)
     assert stream_config(nats_server.url, "NAMED")["subjects"] == ["NAMED"]
@@ -522,13 +481,6 @@ def test_message_schedules_without_rollups(nats_server, tmp_path, request):
     version = version_of(nats_server)
     if version < V2_12:
         pytest.skip("allow_msg_schedules needs nats-server 2.12")
-    known_bug(
-        request,
-        True,
-        "allow_msg_schedules without allow_rollup_hdrs is sent with allow_rollup_hdrs: false and refused "
-        "mid-apply (10052 'message scheduling cannot be set if roll-ups are disabled'); validate.py checks "
-        "this for subject_delete_marker_ttl only",
-    )
     path = dump(
         tmp_path / "schedules.yaml", [stream("SCHEDULED", subjects=["sched.>"], allow_msg_schedules=True)]
     )
@@ -548,13 +500,6 @@ def test_ack_policy_flow_control_consumer(nats_server, tmp_path, request, spec):
     version = version_of(nats_server)
     if version < V2_14:
         pytest.skip("ack_policy flow_control needs nats-server 2.14")
-    known_bug(
-        request,
-        True,
-        "consumer_defaults() gives ack_policy flow_control the 30s ack_wait of acked consumers (10221 'flow "
-        "control ack policy requires unset ack wait'), and neither fills in flow_control: true and "
-        "idle_heartbeat: 1s (10219) nor validates them",
-    )
     path = dump(
         tmp_path / "flow.yaml",
         [
@@ -1390,13 +1335,6 @@ def test_every_field_newer_than_the_server_is_reported_at_once(older_server, tmp
 
 def test_timestamps_compare_as_instants_not_as_text(nats_server, tmp_path, request):
     """The server writes times back in Go's RFC 3339 form: '12:00:00.000Z' comes back as '12:00:00Z'."""
-    known_bug(
-        request,
-        True,
-        "opt_start_time / sources[].opt_start_time are compared as strings (canonical.py), so "
-        "'2024-05-01T12:00:00.000Z' diffs against the stored '2024-05-01T12:00:00Z': drift, then a "
-        "replace of the consumer (opt_start_time is immutable)",
-    )
     path = dump(
         tmp_path / "times.yaml",
         [
@@ -1419,15 +1357,6 @@ def test_timestamps_compare_as_instants_not_as_text(nats_server, tmp_path, reque
 
 def test_republish_without_src_republishes_everything(nats_server, tmp_path, request):
     """The schema lets republish.src out; the server reads that as '>' (and 2.11+ pedantic refuses it)."""
-    version = version_of(nats_server)
-    known_bug(
-        request,
-        True,
-        "republish.src left out is sent as absent: 2.10 stores '>' (drift, then 'republish.src: > -> (unset)'"
-        "), 2.11+ pedantic refuses 10157 'republish source can not be empty'"
-        if version >= V2_11
-        else "republish.src left out: 2.10 stores '>' (drift, then 'republish.src: > -> (unset)')",
-    )
     path = dump(
         tmp_path / "republish.yaml",
         [
@@ -1443,12 +1372,6 @@ def test_pause_until_pauses_the_consumer_when_it_is_created(nats_server, tmp_pat
     """The schema accepts pause_until ('applied on create only'); the server pauses on create (2.11+)."""
     if version_of(nats_server) < CONSUMER_FIELDS_SINCE["pause_until"]:
         pytest.skip("pause_until needs nats-server 2.11")
-    known_bug(
-        request,
-        True,
-        "canonical_consumer() drops pause_until (CONSUMER_SERVER_MANAGED) before full_consumer() builds the "
-        "create body, so a declared pause_until is never sent and the consumer runs unpaused",
-    )
     until = "2099-01-01T00:00:00Z"
     path = dump(
         tmp_path / "paused.yaml",

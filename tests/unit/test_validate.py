@@ -233,9 +233,9 @@ def test_schema_problems_of_a_consumer_name_its_stream():
 
 def test_empty_spec_means_all_defaults():
     (r,) = resources("kind: Stream\nname: X\nspec:\n")
-    assert r.config == {}
+    assert r.config == {"subjects": ["X"]}  # the server's default: a stream listens on its own name
     (r,) = resources("kind: Stream\nname: X\n")
-    assert r.config == {}
+    assert r.config == {"subjects": ["X"]}
 
 
 def test_spec_name_and_durable_name_are_implied():
@@ -427,7 +427,7 @@ STREAM_RULES = {
         "placement.preferred is not allowed when a stream is created",
     ),
     "schedules-and-discard-new": (
-        "allow_msg_schedules: true  # <-\ndiscard: new",
+        "allow_msg_schedules: true  # <-\nallow_rollup_hdrs: true\ndiscard: new",
         "spec.allow_msg_schedules",
         "message schedules cannot be used with discard: new",
     ),
@@ -454,7 +454,7 @@ def test_stream_rules(spec, field, message):
         pytest.param("max_age: 1h\nduplicate_window: 1h", id="window-equal-age"),
         pytest.param("duplicate_window: 2h", id="window-without-age"),
         pytest.param("placement: {cluster: east, tags: [ssd]}", id="placement"),
-        pytest.param("allow_msg_schedules: true", id="schedules"),
+        pytest.param("allow_msg_schedules: true\nallow_rollup_hdrs: true", id="schedules"),
         pytest.param("deny_purge: true", id="deny_purge"),
     ],
 )
@@ -1001,7 +1001,7 @@ def test_kv_limit_marker_ttl_is_named_by_its_spec_field():
 
 
 def test_enum_values_newer_than_the_field():
-    text = consumer("ack_policy: flow_control")
+    text = consumer("ack_policy: flow_control\ndeliver_subject: out")
     found = server_problems(text, Server(version=(2, 12, 0)), live={"S": {"config": {"name": "S"}}})
     assert found == [
         (
@@ -1015,7 +1015,7 @@ def test_enum_values_newer_than_the_field():
 
 def test_a_new_server_takes_everything():
     text = (
-        stream("subjects: [x]\nallow_msg_ttl: true\nallow_msg_schedules: true")
+        stream("subjects: [x]\nallow_msg_ttl: true\nallow_msg_schedules: true\nallow_rollup_hdrs: true")
         + "---\nkind: KeyValue\nname: jobs\nspec: {limit_marker_ttl: 5m}\n"
     )
     check_against_server(resources(text), {}, NEW)
