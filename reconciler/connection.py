@@ -120,7 +120,10 @@ class Connection:
                 + "?"
             ) from exc
         except NatsTimeout as exc:
-            raise TimeoutError_(f"no answer to {subject} within {self.timeout:g}s") from exc
+            raise TimeoutError_(
+                f"JetStream did not answer {subject} within {self.timeout:g}s (is the server or cluster "
+                "available, with a JetStream meta leader?)"
+            ) from exc
         except ConnectionClosedError as exc:
             raise ConnectError("the connection to the server was closed") from exc
         try:
@@ -198,7 +201,9 @@ async def connect(options: ConnectOptions) -> Connection:
     deadline = asyncio.get_running_loop().time() + options.timeout
     while True:
         try:
-            nc = await nats.connect(**kwargs)
+            # nats-py's first connect tries each URL ten times; the deadline bounds it to --timeout.
+            remaining = max(0.1, deadline - asyncio.get_running_loop().time())
+            nc = await asyncio.wait_for(nats.connect(**kwargs), timeout=remaining)
             return Connection(nc, options)
         except (NoServersError, OSError, asyncio.TimeoutError, NatsTimeout) as exc:
             if asyncio.get_running_loop().time() >= deadline:

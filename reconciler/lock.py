@@ -41,6 +41,7 @@ _CAS_FAILED = frozenset({10071, 10164})  # wrong last sequence: R1 streams / rep
 _NO_MESSAGE = 10037
 _STREAM_NOT_FOUND = 10059
 _STREAM_EXISTS_DIFFERENT = 10058
+_TOO_FEW_PEERS = (10005, 10023)  # insufficient resources / not enough peers for the replicas
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ async def server_supports_msg_ttl(conn: Connection) -> bool:
     return int((info.get("api") or {}).get("level") or 0) >= 1
 
 
-def bucket_config(bucket: str, *, per_key_ttl: bool, ttl: float) -> dict[str, Any]:
+def bucket_config(bucket: str, *, per_key_ttl: bool, ttl: float, replicas: int = 1) -> dict[str, Any]:
     """The ADR-8 KV stream config. Deterministic: racing creators must send identical bytes."""
     config: dict[str, Any] = {
         "name": f"KV_{bucket}",
@@ -73,7 +74,7 @@ def bucket_config(bucket: str, *, per_key_ttl: bool, ttl: float) -> dict[str, An
         "max_msg_size": -1,
         "discard": "new",
         "storage": "file",
-        "num_replicas": 1,
+        "num_replicas": replicas,
         "duplicate_window": _DUPLICATE_WINDOW,
         "allow_direct": True,
         "deny_delete": True,
@@ -90,19 +91,32 @@ def bucket_config(bucket: str, *, per_key_ttl: bool, ttl: float) -> dict[str, An
     return config
 
 
-async def ensure_bucket(conn: Connection, bucket: str, *, per_key_ttl: bool, ttl: float) -> LockBucket:
-    """Create the lock bucket, or use the existing one if a lock can work in it. Never updates it."""
+async def ensure_bucket(
+    conn: Connection, bucket: str, *, per_key_ttl: bool, ttl: float, replicas: int | None = None
+) -> LockBucket:
+    """Create the lock bucket, or use the existing one if a lock can work in it. Never updates it.
+
+    On a cluster the bucket is R3, so that the lock survives the loss of one node like the R3 streams
+    it guards; a cluster too small for that (10005, 10023) gets R1.
+    """
     stream = f"KV_{bucket}"
+    if replicas is None:
+        replicas = 3 if conn.nc._server_info.get("cluster") else 1
     try:
-        config = (
-            await conn.request(
-                f"STREAM.CREATE.{stream}", bucket_config(bucket, per_key_ttl=per_key_ttl, ttl=ttl)
-            )
-        )["config"]
+        try:
+            body = bucket_config(bucket, per_key_ttl=per_key_ttl, ttl=ttl, replicas=replicas)
+            config = (await conn.request(f"STREAM.CREATE.{stream}", body))["config"]
+        except ApiError as exc:
+            if replicas == 1 or exc.err_code not in _TOO_FEW_PEERS:
+                raise
+            body = bucket_config(bucket, per_key_ttl=per_key_ttl, ttl=ttl, replicas=1)
+            config = (await conn.request(f"STREAM.CREATE.{stream}", body))["config"]
     except ApiError as exc:
         if exc.err_code != _STREAM_EXISTS_DIFFERENT:
             raise LockError(f"cannot create the lock bucket {bucket!r}: {exc}") from exc
         config = (await conn.request(f"STREAM.INFO.{stream}"))["config"]
+    except (TimeoutError_, ConnectError) as exc:
+        raise LockError(f"cannot create the lock bucket {bucket!r}: {exc}") from exc
     return _usable(bucket, config, per_key_ttl)
 
 

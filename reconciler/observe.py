@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .connection import Connection
-from .errors import ApiError
+from .errors import ApiError, ConnectError, ReconcileError, TimeoutError_
 from .versions import Server
 
 CONCURRENCY = 32  # requests in flight at once; bounded so a large account does not flood the server
@@ -21,14 +22,37 @@ class LiveState:
     account: dict = field(default_factory=dict)
 
 
-async def _paged(conn: Connection, api: str, key: str) -> list[dict]:
+async def _paged(conn: Connection, api: str, key: str) -> tuple[list[dict], list[str]]:
+    """Every item of a paged LIST call, and the names the server listed as `missing`: on a cluster,
+    those whose leader did not answer in time. They exist; they must never be taken for absent."""
     items: list[dict] = []
+    missing: list[str] = []
     while True:
-        page = await conn.request(api, {"offset": len(items)})
-        batch = page.get(key) or []
+        page = await conn.request(api, {"offset": len(items) + len(missing)})
+        batch, gone = page.get(key) or [], page.get("missing") or []
         items += batch
-        if not batch or len(items) >= int(page.get("total", 0)):
-            return items
+        missing += gone
+        if not (batch or gone) or len(items) + len(missing) >= int(page.get("total", 0)):
+            return items, missing
+
+
+async def _info(conn: Connection, api: str, what: str) -> dict:
+    """INFO of something a LIST call could not describe, retried while a leader is elected."""
+    delay = 0.5
+    for attempt in range(4):
+        try:
+            return (await conn.request(api, retries=0))["config"]
+        except (ApiError, TimeoutError_, ConnectError) as exc:
+            if isinstance(exc, ApiError) and exc.err_code in (10059, 10014):
+                raise  # deleted in the meantime: the caller treats it as absent
+            if attempt == 3:
+                raise ReconcileError(
+                    f"{what} exists but did not answer ({exc}); a node or its leader may be down. "
+                    "Nothing was changed; run again when the cluster has recovered."
+                ) from exc
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
 
 
 async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -> LiveState:
@@ -36,22 +60,37 @@ async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -
     account = await conn.request("INFO")
     clustered = bool(conn.nc._server_info.get("cluster"))
     state = LiveState(Server.from_info(conn.server_version, account, clustered), account=account)
-    for info in await _paged(conn, "STREAM.LIST", "streams"):
+    wanted = None if consumers_of is None else set(consumers_of)
+    listed, missing = await _paged(conn, "STREAM.LIST", "streams")
+    for info in listed:
         config = info.get("config") or {}
         if config.get("name"):
             state.streams[config["name"]] = config
-    wanted = sorted(state.streams if consumers_of is None else set(consumers_of) & set(state.streams))
     gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def stream_info(name: str) -> None:
+        async with gate:
+            with contextlib.suppress(ApiError):  # deleted since it was listed
+                state.streams[name] = await _info(conn, f"STREAM.INFO.{name}", f"stream {name}")
+
+    await asyncio.gather(*(stream_info(n) for n in missing if wanted is None or n in wanted))
 
     async def list_consumers(stream: str) -> None:
         async with gate:
             try:
-                found = await _paged(conn, f"CONSUMER.LIST.{stream}", "consumers")
+                found, gone = await _paged(conn, f"CONSUMER.LIST.{stream}", "consumers")
             except ApiError as exc:
                 if exc.err_code == 10059:  # deleted between the two calls
                     return
                 raise
-        state.consumers[stream] = {c["name"]: c.get("config") or {} for c in found if c.get("name")}
+        consumers = {c["name"]: c.get("config") or {} for c in found if c.get("name")}
+        for name in gone:
+            with contextlib.suppress(ApiError):
+                consumers[name] = await _info(
+                    conn, f"CONSUMER.INFO.{stream}.{name}", f"consumer {stream}/{name}"
+                )
+        state.consumers[stream] = consumers
 
-    await asyncio.gather(*(list_consumers(s) for s in wanted))
+    streams = sorted(state.streams if wanted is None else wanted & set(state.streams))
+    await asyncio.gather(*(list_consumers(s) for s in streams))
     return state
