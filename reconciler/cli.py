@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__, api
 from .connection import DEFAULT_URL, ConnectOptions, connect
@@ -44,6 +44,20 @@ class Output:
         sys.stderr.flush()
 
 
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 (2 means "changes pending"), and never echo what was typed: a mistyped
+    flag may be followed by a password."""
+
+    def error(self, message: str) -> NoReturn:
+        if "unrecognized arguments" in message:
+            message = "unrecognized arguments (see --help)"
+        raise UsageError(message)
+
+
 def _duration_seconds(text: str) -> float:
     try:
         return parse_duration(text) / 1e9 if not text.replace(".", "").isdigit() else float(text)
@@ -52,7 +66,7 @@ def _duration_seconds(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    conn = argparse.ArgumentParser(add_help=False)
+    conn = _Parser(add_help=False)
     g = conn.add_argument_group("connection (flags override env vars, which override the nats context)")
     g.add_argument("-s", "--server", help="NATS server URL(s), comma separated [$NATS_URL]")
     g.add_argument("--creds", help="user credentials file [$NATS_CREDS]")
@@ -74,15 +88,16 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="name of this manifest set, recorded on what it creates [$NATS_RECONCILE_SET, default]",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show a traceback on unexpected errors")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nats-reconcile", description="Declarative NATS JetStream topology."
     )
     parser.add_argument("--version", action="version", version=f"nats-reconcile {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    v = sub.add_parser("validate", parents=[common], help="check manifests offline")
+    # Connection flags are accepted (and ignored), so that CI can pass one set of flags to every command.
+    v = sub.add_parser("validate", parents=[common, conn], help="check manifests offline")
     v.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("plan", parents=[common, conn], help="show what apply would change")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -111,27 +126,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# field, flag, environment variable
+_CONNECTION = (
+    ("servers", "server", "NATS_URL"),
+    ("creds", "creds", "NATS_CREDS"),
+    ("nkey", "nkey", "NATS_NKEY"),
+    ("user", "user", "NATS_USER"),
+    ("password", "password", "NATS_PASSWORD"),
+    ("token", "token", "NATS_TOKEN"),
+    ("tlscert", "tlscert", "NATS_CERT"),
+    ("tlskey", "tlskey", "NATS_KEY"),
+    ("tlsca", "tlsca", "NATS_CA"),
+    ("js_domain", "js_domain", "NATS_JS_DOMAIN"),
+    ("js_api_prefix", "js_api_prefix", "NATS_JS_API_PREFIX"),
+)
+# Kinds of credentials. The client sends one kind (creds > nkey > user+password > token), so a kind
+# given at a higher layer must not lose to another kind left at a lower one.
+_CREDENTIALS = {"creds": ("creds",), "nkey": ("nkey",), "userpass": ("user", "password"), "token": ("token",)}
+
+
+def _credentials(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The credentials of the highest layer that gives any, merged field by field with lower layers
+    of the same kind; a URL with user info in a layer wins over lower layers' credentials."""
+    for i, layer in enumerate(layers):
+        kinds = [k for k, fields in _CREDENTIALS.items() if any(layer.get(f) for f in fields)]
+        in_url = any("@" in s for s in layer.get("servers") or [])
+        if kinds or in_url:
+            out: dict[str, Any] = {}
+            for lower in reversed(layers[i:]):
+                out.update({f: lower[f] for k in kinds for f in _CREDENTIALS[k] if lower.get(f)})
+            return out
+    return {}
+
+
 def connect_options(args: argparse.Namespace, env: dict[str, str]) -> ConnectOptions:
     """Flags, then env vars, then the nats context, then defaults (the nats CLI's order)."""
-    values: dict[str, Any] = load_context(getattr(args, "context", None) or env.get("NATS_CONTEXT") or None)
-    for field, flag, var in (
-        ("servers", "server", "NATS_URL"),
-        ("creds", "creds", "NATS_CREDS"),
-        ("nkey", "nkey", "NATS_NKEY"),
-        ("user", "user", "NATS_USER"),
-        ("password", "password", "NATS_PASSWORD"),
-        ("token", "token", "NATS_TOKEN"),
-        ("tlscert", "tlscert", "NATS_CERT"),
-        ("tlskey", "tlskey", "NATS_KEY"),
-        ("tlsca", "tlsca", "NATS_CA"),
-        ("js_domain", "js_domain", "NATS_JS_DOMAIN"),
-        ("js_api_prefix", "js_api_prefix", "NATS_JS_API_PREFIX"),
-    ):
-        value = getattr(args, flag, None) or env.get(var)
-        if value:
-            values[field] = (
-                [s.strip() for s in value.split(",") if s.strip()] if field == "servers" else value
-            )
+    context = load_context(getattr(args, "context", None) or env.get("NATS_CONTEXT") or None)
+    flags = {field: getattr(args, flag, None) for field, flag, _ in _CONNECTION}
+    variables = {field: env.get(var) for field, _, var in _CONNECTION}
+    for layer in (flags, variables):
+        if layer.get("servers"):
+            layer["servers"] = [s.strip() for s in layer["servers"].split(",") if s.strip()]
+    layers = [flags, variables, context]  # highest first
+    credential_fields = {f for fields in _CREDENTIALS.values() for f in fields}
+    values: dict[str, Any] = {}
+    for layer in reversed(layers):
+        values.update({k: v for k, v in layer.items() if v and k not in credential_fields})
+    values.update(_credentials(layers))
     if getattr(args, "tlsfirst", None):
         values["tlsfirst"] = True
     timeout = getattr(args, "timeout", None) or (
@@ -237,15 +278,17 @@ def _holder(entry: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"nats-reconcile: error: {exc}\nRun nats-reconcile --help for usage.\n")
+        return EXIT_ERROR
     env = dict(os.environ)
     out = Output()
     try:
-        options = connect_options(args, env) if hasattr(args, "server") else None
-        if options is not None:
-            out.secrets = options.secrets()
-        if args.command == "validate":
+        if args.command == "validate":  # offline: no context is read, no connection made
             return cmd_validate(args, out)
+        out.secrets = connect_options(args, env).secrets()
         handler = {"plan": cmd_plan, "apply": cmd_apply, "export": cmd_export, "lock": cmd_lock}[args.command]
         return asyncio.run(handler(args, out, env))
     except ManifestError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -167,6 +168,11 @@ def _tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
 
 async def connect(options: ConnectOptions) -> Connection:
     """Connect, retrying for up to `options.timeout` seconds, with errors that name no secret."""
+    refused = asyncio.Event()  # the server said "Authorization Violation": retrying will not help
+
+    async def on_error(exc: Exception) -> None:
+        if "authorization" in str(exc).lower():
+            refused.set()
 
     async def quiet(*_: object) -> None:
         return None
@@ -178,7 +184,7 @@ async def connect(options: ConnectOptions) -> Connection:
         "allow_reconnect": True,
         "max_reconnect_attempts": 10,
         "reconnect_time_wait": 0.5,
-        "error_cb": quiet,
+        "error_cb": on_error,
         "disconnected_cb": quiet,
         "closed_cb": quiet,
         "reconnected_cb": quiet,
@@ -198,15 +204,28 @@ async def connect(options: ConnectOptions) -> Connection:
         kwargs["tls"] = tls
         kwargs["tls_handshake_first"] = options.tlsfirst
     shown = ", ".join(redact_url(s) for s in options.servers)
-    deadline = asyncio.get_running_loop().time() + options.timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.timeout
     while True:
+        # nats-py's first connect tries each URL ten times; the deadline bounds it to --timeout, and an
+        # authorization error ends it at once.
+        attempt = asyncio.ensure_future(nats.connect(**kwargs))
+        watch = asyncio.ensure_future(refused.wait())
+        await asyncio.wait(
+            {attempt, watch}, timeout=max(0.1, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+        )
+        watch.cancel()
+        if refused.is_set() or not attempt.done():
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            if refused.is_set():
+                raise ConnectError(f"cannot connect to {shown}: {_reason(Exception('authorization'))}")
+            raise ConnectError(f"cannot connect to {shown}: no server answered within {options.timeout:g}s")
         try:
-            # nats-py's first connect tries each URL ten times; the deadline bounds it to --timeout.
-            remaining = max(0.1, deadline - asyncio.get_running_loop().time())
-            nc = await asyncio.wait_for(nats.connect(**kwargs), timeout=remaining)
-            return Connection(nc, options)
+            return Connection(attempt.result(), options)
         except (NoServersError, OSError, asyncio.TimeoutError, NatsTimeout) as exc:
-            if asyncio.get_running_loop().time() >= deadline:
+            if loop.time() >= deadline:
                 raise ConnectError(f"cannot connect to {shown}: {_reason(exc)}") from None
             await asyncio.sleep(0.3)
         except Exception as exc:  # nats-py raises plain Exceptions for auth and protocol errors

@@ -53,13 +53,14 @@ def load_context(name: str | None) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        if explicit:
-            raise ReconcileError(f"nats context {name!r} not found ({path})") from None
-        return {}
+        how = "" if explicit else f", selected in {config_dir() / 'context.txt'}"
+        raise ReconcileError(f"nats context {name!r} not found ({path}{how})") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ReconcileError(
             f"cannot read nats context {name!r} ({path}): {exc.__class__.__name__}"
         ) from None
+    if not isinstance(data, dict):
+        raise ReconcileError(f"nats context {name!r} ({path}) is not a JSON object")
     options: dict[str, Any] = {}
     for key, field in FIELDS.items():
         value = data.get(key)
