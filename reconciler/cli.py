@@ -91,9 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show a traceback on unexpected errors")
 
-    parser = _Parser(
-        prog="nats-reconcile", description="Declarative NATS JetStream topology."
-    )
+    parser = _Parser(prog="nats-reconcile", description="Declarative NATS JetStream topology.")
     parser.add_argument("--version", action="version", version=f"nats-reconcile {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Connection flags are accepted (and ignored), so that CI can pass one set of flags to every command.

@@ -44,9 +44,16 @@ class Problem:
 class ManifestError(ReconcileError):
     """One or more problems in the manifests. Nothing has been sent to the server."""
 
+    MAX_MESSAGE = 300  # an alias-repeated 50KB value must not be quoted in full, thousands of times
+
     def __init__(self, problems: Iterable[Problem]):
+        unique = {}
+        for p in problems:
+            if len(p.message) > self.MAX_MESSAGE:
+                p = Problem(p.location, p.message[: self.MAX_MESSAGE] + "...", p.resource, p.field)
+            unique.setdefault((p.location, p.message, p.resource, p.field), p)
         self.problems = sorted(
-            problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.message)
+            unique.values(), key=lambda p: (p.location.file, p.location.line, p.location.column, p.message)
         )
         super().__init__("\n".join(str(p) for p in self.problems))
 

@@ -24,10 +24,12 @@ Path_ = tuple[str | int, ...]
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_DEPTH = 64  # deeper than any real manifest; stops recursion bombs
-MAX_NODES = 100_000  # per document, counting every alias expansion; stops billion-laughs
+MAX_NODES = 100_000  # per file, counting every alias expansion; stops billion-laughs
+MAX_CHARS = 10_000_000  # per file, counting scalar text each time an alias repeats it
 MAX_FILE_BYTES = 10 * 1024 * 1024
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A default holds no `$`, so an unclosed `${A:-` cannot make the regex rescan the rest of the value.
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")
 _STR = "tag:yaml.org,2002:str"
 # libyaml's parser composes the same nodes, with marks, several times faster than the pure-Python one.
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -110,6 +112,11 @@ def read_manifests(
         docs, found = load_file(path, env)
         documents += docs
         problems += found
+    if not documents and not problems:
+        # Not harmless: `apply --prune` of a set that declares nothing would delete all it manages.
+        problems += [
+            Problem(Location(str(f), 1, 1), "no resources declared (the file is empty)") for f in files
+        ]
     return documents, problems
 
 
@@ -133,6 +140,9 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
             json.loads(text)
         except json.JSONDecodeError as exc:
             return [], [Problem(Location(name, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")]
+        except (ValueError, RecursionError) as exc:  # a 5000-digit number; nesting past the stack
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return [], [Problem(Location(name, 1, 1), f"invalid JSON: {reason}")]
     try:
         nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
     except yaml.MarkedYAMLError as exc:
@@ -142,13 +152,17 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         return [], [Problem(location, f"invalid YAML: {reason}")]
+    except yaml.reader.ReaderError as exc:  # a control character: say where it is
+        line, column = _position(text, exc.position, exc.encoding)
+        return [], [Problem(Location(name, line, column), f"invalid YAML: {exc.reason} {exc.character!r}")]
     except (yaml.YAMLError, RecursionError) as exc:
         return [], [Problem(Location(name), f"invalid YAML: {exc}")]
     documents, problems = [], []
+    budget = _Budget()  # one per file: many small bombs are one big one
     for index, node in enumerate(nodes):
         if node is None:
             continue
-        builder = _Builder(name, env)
+        builder = _Builder(name, env, budget)
         data = builder.build(node, (), 0)
         problems += builder.problems
         if builder.problems or data is None:
@@ -174,15 +188,28 @@ def _json_without_positions(text: str, name: str) -> tuple[list[Document], list[
     return [Document(name, i, item, {(): Location(name, 1, 1)}) for i, item in enumerate(items)], []
 
 
+def _position(text: str, position: int, encoding: str | None) -> tuple[int, int]:
+    """Line and column (1-based) of a reader error; libyaml counts bytes of the UTF-8 text."""
+    before = text.encode("utf-8")[:position].decode("utf-8", "ignore") if encoding else text[:position]
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+@dataclass
+class _Budget:
+    nodes: int = 0
+    chars: int = 0
+    spent: bool = False
+
+
 class _Builder:
     """Turns a composed node tree into plain Python values and a path -> Location map."""
 
-    def __init__(self, file: str, env: Mapping[str, str]):
+    def __init__(self, file: str, env: Mapping[str, str], budget: _Budget | None = None):
         self.file = file
         self.env = env
         self.locations: dict[Path_, Location] = {}
         self.problems: list[Problem] = []
-        self.count = 0
+        self.budget = budget or _Budget()
         self.constructor = yaml.SafeLoader("")
         self.active: set[int] = set()
 
@@ -194,10 +221,18 @@ class _Builder:
         self.problems.append(Problem(self._loc(node), message))
 
     def build(self, node: Node, path: Path_, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            if self.count == MAX_NODES + 1:
-                self._fail(node, f"document expands to more than {MAX_NODES} values (alias bomb?)")
+        budget = self.budget
+        budget.nodes += 1
+        if isinstance(node, ScalarNode):
+            budget.chars += len(node.value)
+        if budget.nodes > MAX_NODES or budget.chars > MAX_CHARS:
+            if not budget.spent:
+                budget.spent = True
+                self._fail(
+                    node,
+                    f"the file expands to more than {MAX_NODES} values or {MAX_CHARS} characters "
+                    "(an alias bomb?)",
+                )
             return None
         if depth > MAX_DEPTH:
             self._fail(node, f"nesting deeper than {MAX_DEPTH} levels")
@@ -233,6 +268,9 @@ class _Builder:
                 continue
             if not isinstance(key_node, ScalarNode):
                 self._fail(key_node, "a mapping key must be a plain string")
+                continue
+            if key_node.tag not in _SCALAR_TAGS:
+                self._fail(key_node, f"YAML tag {key_node.tag!r} is not allowed")
                 continue
             key = key_node.value
             if key in result:

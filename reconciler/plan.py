@@ -316,6 +316,7 @@ def _order(changes: list[ResourceChange], live: LiveState) -> list[ResourceChang
 
 
 def _topological(changes: list[ResourceChange], key: str = "after") -> list[ResourceChange]:
+    """Streams after the streams they source or mirror. Iterative: long chains are fine."""
     by_name = {c.address.stream_name: c for c in changes}
     out: list[ResourceChange] = []
     seen: set[str] = set()
@@ -327,15 +328,18 @@ def _topological(changes: list[ResourceChange], key: str = "after") -> list[Reso
             names.append(config["mirror"].get("name"))
         return [n for n in names if n in by_name]
 
-    def visit(c: ResourceChange) -> None:
-        name = c.address.stream_name
-        if name in seen:
-            return
-        seen.add(name)  # cycles were refused by validation; this only stops a loop
-        for dep in deps(c):
-            visit(by_name[dep])
-        out.append(c)
-
-    for c in sorted(changes, key=lambda c: c.address):
-        visit(c)
+    for root in sorted(changes, key=lambda c: c.address):
+        if root.address.stream_name in seen:
+            continue
+        seen.add(root.address.stream_name)  # cycles were refused by validation; this only stops a loop
+        stack = [(root, iter(deps(root)))]
+        while stack:
+            change, pending = stack[-1]
+            dep = next(pending, None)
+            if dep is None:
+                out.append(change)
+                stack.pop()
+            elif dep not in seen:
+                seen.add(dep)
+                stack.append((by_name[dep], iter(deps(by_name[dep]))))
     return out

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TypeVar
+
+K = TypeVar("K")
+
 
 def subject_problem(subject: str) -> str | None:
     """Why `subject` is not a valid subject (wildcards allowed), or None."""
@@ -42,3 +48,51 @@ def is_subset(sub: str, sup: str) -> bool:
         if p != "*" and ts[i] != p:
             return False
     return len(ts) == len(tp)
+
+
+def _is_literal(subject: str) -> bool:
+    return "*" not in subject and ">" not in subject
+
+
+def overlapping_pairs(items: Iterable[tuple[K, str]], limit: int = 20) -> list[tuple[K, str, K, str]]:
+    """(earlier key, its subject, later key, its subject) for items whose subjects overlap, at most `limit`.
+
+    Indexed, so thousands of subjects stay fast: two literal subjects overlap only when equal (a dict
+    lookup), and a subject is compared only with wildcards that can match it: those with the same
+    first token, or a wildcard first token.
+    """
+    out: list[tuple[K, str, K, str]] = []
+    literals: dict[str, K] = {}
+    wild_by_first: dict[str, list[tuple[K, str]]] = defaultdict(list)  # wildcards with a literal first token
+    all_by_first: dict[str, list[tuple[K, str]]] = defaultdict(list)
+    wild_first: list[tuple[K, str]] = []  # subjects that start with * or >
+    seen: list[tuple[K, str]] = []
+    for key, subject in items:
+        first = subject.split(".", 1)[0]
+        if first in ("*", ">"):
+            candidates: Iterable[tuple[K, str]] = seen
+        elif _is_literal(subject):
+            if subject in literals:
+                out.append((literals[subject], subject, key, subject))
+            candidates = [*wild_by_first[first], *wild_first]
+        else:
+            candidates = [*all_by_first[first], *wild_first]
+        for other_key, other in candidates:
+            if (
+                len(out) < limit
+                and not (_is_literal(other) and _is_literal(subject))
+                and overlaps(other, subject)
+            ):
+                out.append((other_key, other, key, subject))
+        if len(out) >= limit:
+            return out[:limit]
+        seen.append((key, subject))
+        if first in ("*", ">"):
+            wild_first.append((key, subject))
+        else:
+            all_by_first[first].append((key, subject))
+            if _is_literal(subject):
+                literals.setdefault(subject, key)
+            else:
+                wild_by_first[first].append((key, subject))
+    return out

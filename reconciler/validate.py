@@ -18,7 +18,7 @@ from .errors import ManifestError, Problem
 from .kinds import KINDS
 from .load import Document
 from .model import Address, Resource
-from .subjects import overlaps, subject_problem
+from .subjects import overlapping_pairs, overlaps, subject_problem
 from .units import parse_duration, parse_size
 from .versions import Server, show
 
@@ -61,8 +61,13 @@ def _validate_document(doc: Document, problems: list[Problem]) -> Resource | Non
     address_hint = str(Address(module.ADDRESS_KIND, str(data.get("name", "?")), str(data.get("stream", "?"))))
     for path, unit in schema.unit_fields(module.SCHEMA).items():
         _convert_units(doc, data, path, (), unit, found, address_hint)
+    found += [
+        _problem(doc, path, f"expected an integer, got {value!r}", address_hint)
+        for path, value in _whole_floats(data)
+    ]
+    converted = {p.field for p in found}  # a bad duration is not also "expected an integer"
     for path, message in schema.schema_problems(module.SCHEMA, data):
-        if not any(p.field == ".".join(map(str, path)) for p in found):
+        if ".".join(map(str, path)) not in converted:
             found.append(_problem(doc, tuple(path), message, address_hint))
     if found:
         problems += found
@@ -80,6 +85,19 @@ def _validate_document(doc: Document, problems: list[Problem]) -> Resource | Non
     resource = Resource(address, config, doc, spec, module.keep_live(spec))
     problems += _check_fields(resource)
     return resource
+
+
+def _whole_floats(value: Any, path: tuple = ()) -> Iterable[tuple[tuple, float]]:
+    """Floats such as 5.0, which JSON Schema counts as integers but the server refuses (10025): no
+    JetStream configuration field takes a float. Other floats fail the schema's type check."""
+    if isinstance(value, float) and value.is_integer():
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _whole_floats(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _whole_floats(item, (*path, i))
 
 
 def _convert_units(doc, data: Any, pattern: tuple, done: tuple, unit: str, found: list, hint: str) -> None:
@@ -125,6 +143,12 @@ def _check_fields(r: Resource) -> list[Problem]:
             if (problem := subject_problem(subject)) is not None:
                 bad(("filter_subjects", i) if c.get("filter_subjects") else ("filter_subject",), problem)
         push = bool(c.get("deliver_subject"))
+        if push:
+            problem = subject_problem(c["deliver_subject"])
+            if problem is None and not _literal(c["deliver_subject"]):
+                problem = "deliver_subject cannot have wildcards"
+            if problem is not None:
+                bad(("deliver_subject",), problem)
         for field in ("deliver_group", "idle_heartbeat", "flow_control", "rate_limit_bps"):
             if c.get(field) and not push:
                 bad((field,), f"{field} needs deliver_subject (it is for push consumers)")
@@ -191,15 +215,17 @@ def _check_fields(r: Resource) -> list[Problem]:
 
 def _pairwise_overlaps(r: Resource, field: str, subjects: list, what: str) -> list[Problem]:
     """The server refuses a stream whose subjects overlap (10052), or a consumer whose filters do (10138)."""
-    out = []
     valid = [(i, s) for i, s in enumerate(subjects) if isinstance(s, str) and subject_problem(s) is None]
-    for n, (_, a) in enumerate(valid):
-        for j, b in valid[n + 1 :]:
-            if overlaps(a, b):
-                path = ("spec", field, j)
-                message = f"{b!r} overlaps {a!r}; {what} must not overlap"
-                out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
+    out = []
+    for _, a, j, b in overlapping_pairs(valid):
+        path = ("spec", field, j)
+        message = f"{b!r} overlaps {a!r}; {what} must not overlap"
+        out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
     return out
+
+
+def _literal(subject: str) -> bool:
+    return "*" not in subject.split(".") and ">" not in subject.split(".")
 
 
 def _filters(config: dict) -> list[str]:
@@ -226,6 +252,27 @@ def _check_set(resources: list[Resource]) -> list[Problem]:
         if stream_name in by_stream:  # otherwise it may exist on the server: check_against_server
             out += _check_consumers_of(stream_name, by_stream[stream_name].config, group)
     out += _check_cycles(by_stream)
+    out += _check_streams_disjoint(list(by_stream.values()))
+    return out
+
+
+def _check_streams_disjoint(streams: list[Resource]) -> list[Problem]:
+    """Two streams may not listen on overlapping subjects (10065 subjects overlap with an existing stream)."""
+    items = [
+        ((r, i), s)
+        for r in streams
+        if r.address.kind == "stream"
+        for i, s in enumerate(r.config.get("subjects") or [])
+        if isinstance(s, str) and not subject_problem(s)
+    ]
+    out = []
+    for (a, _), theirs, (b, i), mine in overlapping_pairs(items, limit=50):
+        if a is b:
+            continue  # within one stream: _pairwise_overlaps says so
+        path = ("spec", "subjects", i)
+        where = a.where("spec", "subjects")
+        message = f"{mine!r} overlaps {theirs!r} of {a.address} at {where}; streams cannot share subjects"
+        out.append(Problem(b.where(*path), message, str(b.address), ".".join(map(str, path))))
     return out
 
 
@@ -300,27 +347,23 @@ def _check_consumers_of(
                     "spec.filter_subject",
                 )
             )
-    # Each declared consumer against the ones before it and against the live ones.
-    earlier: list[tuple[str, list[str]]] = [
-        (f"consumer {n} on the server", _filters(c)) for n, c in others.items()
+    # Each declared consumer against the live ones and the declared ones before it.
+    items: list[tuple[tuple[Resource | None, str, int], str]] = [
+        ((None, f"consumer {n} on the server", 0), f) for n, c in others.items() for f in _filters(c)
     ]
-    for r in group:
-        mine = _filters(r.config)
-        for label, theirs in earlier:
-            clash = [(i, x, y) for i, x in enumerate(mine) for y in theirs if overlaps(x, y)]
-            if clash:
-                i, x, y = clash[0]
-                path = _filter_path(r.config, i)
-                out.append(
-                    Problem(
-                        r.where(*path),
-                        f"filter {x!r} overlaps {y!r} of {label}; filters on {where} must not overlap",
-                        str(r.address),
-                        ".".join(map(str, path)),
-                    )
-                )
-                break
-        earlier.append((f"{r.address} at {r.where('spec')}", mine))
+    items += [
+        ((r, f"{r.address} at {r.where('spec')}", i), f)
+        for r in group
+        for i, f in enumerate(_filters(r.config))
+    ]
+    reported: set[int] = set()
+    for (_, label, _), theirs, (r, _, i), mine in overlapping_pairs(items, limit=50):
+        if r is None or id(r) in reported:
+            continue
+        reported.add(id(r))
+        path = _filter_path(r.config, i)
+        message = f"filter {mine!r} overlaps {theirs!r} of {label}; filters on {where} must not overlap"
+        out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
     unfiltered_live = [n for n, c in others.items() if not _filters(c)]
     for name in unfiltered_live:
         for r in group:
@@ -336,6 +379,7 @@ def _check_consumers_of(
 
 
 def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
+    """Sources and mirrors must form no cycle. Iterative: a chain of thousands of streams is fine."""
     out: list[Problem] = []
     state: dict[str, str] = {}
 
@@ -348,29 +392,30 @@ def _check_cycles(by_stream: dict[str, Resource]) -> list[Problem]:
                 return ("spec", "sources", i)
         return ("spec",)
 
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == "done" or name not in by_stream:
-            return
-        if state.get(name) == "active":
-            cycle = [*trail[trail.index(name) :], name]
-            r = by_stream[cycle[0]]  # report where the cycle starts: its link to the next stream
-            path = link(r, cycle[1])
-            out.append(
-                Problem(
-                    r.where(*path),
-                    "sources/mirror form a cycle: " + " -> ".join(cycle),
-                    str(r.address),
-                    ".".join(map(str, path)),
-                )
-            )
-            return
-        state[name] = "active"
-        for dep in by_stream[name].depends_on:
-            visit(dep, [*trail, name])
-        state[name] = "done"
-
-    for name in sorted(by_stream):
-        visit(name, [])
+    for root in sorted(by_stream):
+        if root in state:
+            continue
+        trail: list[str] = [root]
+        stack = [iter(by_stream[root].depends_on)]
+        state[root] = "active"
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                state[trail.pop()] = "done"
+                stack.pop()
+                continue
+            if dep not in by_stream or state.get(dep) == "done":
+                continue
+            if state.get(dep) == "active":
+                cycle = [*trail[trail.index(dep) :], dep]
+                r = by_stream[cycle[0]]  # report where the cycle starts: its link to the next stream
+                path = link(r, cycle[1])
+                message = "sources/mirror form a cycle: " + " -> ".join(cycle)
+                out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
+                continue
+            state[dep] = "active"
+            trail.append(dep)
+            stack.append(iter(by_stream[dep].depends_on))
     return out
 
 

@@ -60,102 +60,7 @@ def _is_memory_case(name: str) -> bool:
 
 # --- product bugs this corpus found (cause and fix in each reason) -----------------------------------
 
-_RECURSIVE_CYCLES = (
-    "RecursionError: validate._check_cycles.visit recurses once per stream of a sources/mirror chain "
-    "(and plan._topological.visit does too); make both iterative"
-)
-_JSON_LOADS = (
-    "load.parse_text catches only json.JSONDecodeError around json.loads; deep nesting raises "
-    "RecursionError and a number of over 4300 digits ValueError; catch (ValueError, RecursionError) too"
-)
-_PAIRWISE = (
-    "validate._pairwise_overlaps compares every pair of subjects and reports every overlapping pair: "
-    "O(n^2) time and problems; compare literals by set, report each subject once"
-)
-_NODE_BUDGET = (
-    "load.parse_text makes a new _Builder (node budget MAX_NODES) per document, so a file of many "
-    "bomb documents costs documents x MAX_NODES; share one budget per file"
-)
-_ALIASED_BYTES = (
-    "aliases multiply a big scalar without any byte budget, and messages quote the value each time "
-    "(jsonschema 'is not of type' reprs the whole instance; subject_problem reprs the subject); "
-    "count scalar characters in _Builder against a budget, shorten quoted values"
-)
-_READER_ERROR = (
-    "load.parse_text reports yaml.reader.ReaderError (control characters) without a line although "
-    "the error has .position; turn the offset into line and column"
-)
-_NO_RESOURCES = (
-    "a manifest set that declares no resource loads as [] (validate exits 0; apply --prune would plan "
-    "deleting every managed resource); api.load should refuse a set without resources"
-)
-_INTEGRAL_FLOATS = (
-    "jsonschema's 'integer' type accepts 5.0, which is sent as 5.0 and refused by the server (10025 "
-    "cannot unmarshal number 5.0 into ... int64); redefine 'integer' in schema.validator's type checker"
-)
-_BUCKET_NAME_LENGTH = (
-    "bucket_name has no maxLength, so the stream KV_<name>/OBJ_<name> can pass 255 characters (server: "
-    "10052 stream name is too long); limit KeyValue names to 252 and ObjectStore names to 251"
-)
-_NAME_CONTROL_CHARS = (
-    "the name pattern lets control characters and lone surrogates through (a NUL: server 10049 error "
-    "creating store; '\\ud800': validate crashes printing it, exit 3); exclude \\x00-\\x1f, \\x7f "
-    "and \\ud800-\\udfff"
-)
-
-KNOWN_BUGS: dict[str, str] = {
-    "sources-chain-cycle-1500.yaml": _RECURSIVE_CYCLES,
-    "mirror-chain-1500.yaml": _RECURSIVE_CYCLES,
-    "deep-nesting-json-5000.json": _JSON_LOADS,
-    "json-huge-int-digits.json": _JSON_LOADS,
-    "many-overlapping-subjects-2000.yaml": _PAIRWISE,
-    "10000-distinct-subjects.yaml": _PAIRWISE,
-    "4000-consumers-wq.yaml": (
-        "validate._check_consumers_of compares each consumer's filters with those of every earlier "
-        "consumer: O(n^2); index literal filters by subject"
-    ),
-    "10000-keys.yaml": (
-        "validate._validate_document checks each schema problem against every problem found so far "
-        "(any(p.field == ... for p in found), found growing): O(n^2); keep the unit-problem fields in a set"
-    ),
-    "bomb-laughs-many-documents.yaml": _NODE_BUDGET,
-    "bomb-alias-long-string.yaml": _ALIASED_BYTES,
-    "bomb-alias-long-subject.yaml": _ALIASED_BYTES,
-    "env-quadratic-unclosed-defaults.yaml": (
-        "load._VAR's default part [^}]* rescans to the end of the scalar from every unclosed '${A:-': "
-        "O(n^2) regex; use [^}$]* (a default without '$') or cap the scalar length"
-    ),
-    "yaml-nul-byte.yaml": _READER_ERROR,
-    "yaml-control-char-bell.yaml": _READER_ERROR,
-    "yaml-escape-sequence-in-plain.yaml": _READER_ERROR,
-    "empty-file.yaml": _NO_RESOURCES,
-    "whitespace-only.yaml": _NO_RESOURCES,
-    "only-comments.yaml": _NO_RESOURCES,
-    "only-document-separators.yaml": _NO_RESOURCES,
-    "null-document.yaml": _NO_RESOURCES,
-    "null-document-explicit-tag.yaml": _NO_RESOURCES,
-    "json-empty-array.json": _NO_RESOURCES,
-    "json-null.json": _NO_RESOURCES,
-    "float-history.yaml": _INTEGRAL_FLOATS,
-    "float-num-replicas.yaml": _INTEGRAL_FLOATS,
-    "json-tabs-float-replicas.json": _INTEGRAL_FLOATS,
-    "kv-name-300-chars.yaml": _BUCKET_NAME_LENGTH,
-    "objectstore-name-253-chars.yaml": _BUCKET_NAME_LENGTH,
-    "stream-name-nul.yaml": _NAME_CONTROL_CHARS,
-    "json-lone-surrogate-name.json": _NAME_CONTROL_CHARS,
-    "tag-on-key.yaml": (
-        "load._Builder._mapping never checks the tag of a key, so '!!python/object:os.system kind' is "
-        "read as 'kind'; refuse key tags outside _SCALAR_TAGS as it does for values"
-    ),
-    "deliver-subject-wildcard.yaml": (
-        "validate._check_fields does not check deliver_subject; the server refuses a wildcard there "
-        "(10079 consumer deliver subject has wildcards); check it with subject_problem, refuse wildcards"
-    ),
-    "conflict-subjects-overlap-two-streams.yaml": (
-        "validate._check_set does not compare subjects across streams; the server refuses the second "
-        "stream (10065 subjects overlap with an existing stream) halfway through apply"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _param(path: Path) -> pytest.param:
@@ -277,7 +182,6 @@ def test_an_empty_file_beside_manifests_adds_nothing(tmp_path: Path):
     assert [str(r.address) for r in api.load([tmp_path], env={})] == ["stream/JOBS"]
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_RESOURCES)
 def test_a_set_without_resources_is_an_error(tmp_path: Path):
     # Decision: an empty file is a file without documents, fine beside others; a set of manifests that
     # declares no resource at all is a mistake (a wrong path, a template that rendered nothing) and
@@ -321,7 +225,6 @@ def test_an_unreadable_file_is_refused(tmp_path: Path):
         api.load([path], env={})
 
 
-@pytest.mark.xfail(strict=True, reason=_RECURSIVE_CYCLES)
 def test_a_long_valid_mirror_chain_loads_and_plans(tmp_path: Path):
     n = 1500  # M0 mirrors M1 ... mirrors M1499, which has the subjects
     docs = [f"kind: Stream\nname: M{i}\nspec: {{mirror: {{name: M{i + 1}}}}}\n" for i in range(n - 1)]

@@ -688,9 +688,8 @@ def test_mutated_manifests_load_or_fail_with_located_problems_and_plan(
 
 
 def _wire_problems(value: Any, path: str = "") -> list[str]:
-    """What in a request body the server could not take: JetStream configs hold no floats, and every
-    integer is a Go int64 or uint64. Integral floats (5.0) are tolerated here only because they are a
-    known bug (tests/unit/test_corpus.py, _INTEGRAL_FLOATS); drop that exception once it is fixed."""
+    """What in a request body the server could not take: JetStream configs hold no floats (not even
+    5.0: Go refuses it for an int), and every integer is a Go int64 or uint64."""
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _wire_problems(v, f"{path}.{k}")]
     if isinstance(value, list):
@@ -698,7 +697,7 @@ def _wire_problems(value: Any, path: str = "") -> list[str]:
     if isinstance(value, bool) or value is None:
         return []
     if isinstance(value, float):
-        return [] if value.is_integer() else [f"{path}: float {value!r}"]
+        return [f"{path}: float {value!r}"]
     if isinstance(value, int):
         return [] if -(2**63) <= value < 2**64 else [f"{path}: {value} does not fit 64 bits"]
     if isinstance(value, str):

@@ -365,7 +365,7 @@ INVALID = [
         {"kind": "Stream", "name": "jobs.*", "labels": {}},
         [
             (("labels",), "unknown field 'labels'"),
-            (("name",), "must not contain '.', '*', '>', '/', '\\' or whitespace"),
+            (("name",), "must not contain '.', '*', '>', '/', '\\', whitespace or control characters"),
         ],
     ),
     ("stream_manifest", {"kind": "Stream", "name": ""}, [(("name",), "must not be empty")]),

@@ -20,6 +20,8 @@ GiB = 1024**3
 OLD = Server(version=(2, 10, 25))
 NEW = Server(version=(2, 15, 1))
 
+NAME_RULE = "must not contain '.', '*', '>', '/', '\\', whitespace or control characters"
+
 
 def docs(text: str, name: str = "m.yaml"):
     documents, problems = parse_text(textwrap.dedent(text).lstrip("\n"), name, {})
@@ -76,15 +78,30 @@ def config(text: str, address: str) -> dict:
         ("kind: Stream\nname: ''\n", (2, "stream/", "name", "must not be empty")),
         (
             "kind: Stream\nname: A.B\n",
-            (2, "stream/A.B", "name", "must not contain '.', '*', '>', '/', '\\' or whitespace"),
+            (
+                2,
+                "stream/A.B",
+                "name",
+                NAME_RULE,
+            ),
         ),
         (
             "kind: Stream\nname: A B\n",
-            (2, "stream/A B", "name", "must not contain '.', '*', '>', '/', '\\' or whitespace"),
+            (
+                2,
+                "stream/A B",
+                "name",
+                NAME_RULE,
+            ),
         ),
         (
             "kind: Consumer\nname: c>\nstream: S\n",
-            (2, "consumer/S/c>", "name", "must not contain '.', '*', '>', '/', '\\' or whitespace"),
+            (
+                2,
+                "consumer/S/c>",
+                "name",
+                NAME_RULE,
+            ),
         ),
         (
             "kind: KeyValue\nname: a.b\n",
