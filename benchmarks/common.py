@@ -21,7 +21,7 @@ def write_manifests(directory: Path, streams: int, kv_every: int = 10) -> Path:
     for i in range(streams):
         docs.append(
             f'kind: Stream\nname: S{i:05}\nspec:\n  subjects: ["s{i:05}.>"]\n  max_age: 1d\n'
-            f"  max_bytes: 64MiB\n"
+            f"  max_bytes: 1MiB\n"
         )
         docs.append(
             f"kind: Consumer\nstream: S{i:05}\nname: worker\nspec:\n  ack_policy: explicit\n"
