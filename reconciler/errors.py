@@ -122,7 +122,3 @@ class ApplyError(ReconcileError):
             lines += [f"  {d}" for d in self.not_done]
         lines.append("Nothing was rolled back; fix the cause and run apply again to converge.")
         return "\n".join(lines)
-
-
-class StalePlanError(ReconcileError):
-    """The live state changed between plan and apply."""

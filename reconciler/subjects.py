@@ -50,7 +50,8 @@ def is_subset(sub: str, sup: str) -> bool:
     return len(ts) == len(tp)
 
 
-def _is_literal(subject: str) -> bool:
+def is_literal(subject: str) -> bool:
+    """No wildcard in it."""
     return "*" not in subject and ">" not in subject
 
 
@@ -71,7 +72,7 @@ def overlapping_pairs(items: Iterable[tuple[K, str]], limit: int = 20) -> list[t
         first = subject.split(".", 1)[0]
         if first in ("*", ">"):
             candidates: Iterable[tuple[K, str]] = seen
-        elif _is_literal(subject):
+        elif is_literal(subject):
             if subject in literals:
                 out.append((literals[subject], subject, key, subject))
             candidates = [*wild_by_first[first], *wild_first]
@@ -80,7 +81,7 @@ def overlapping_pairs(items: Iterable[tuple[K, str]], limit: int = 20) -> list[t
         for other_key, other in candidates:
             if (
                 len(out) < limit
-                and not (_is_literal(other) and _is_literal(subject))
+                and not (is_literal(other) and is_literal(subject))
                 and overlaps(other, subject)
             ):
                 out.append((other_key, other, key, subject))
@@ -91,7 +92,7 @@ def overlapping_pairs(items: Iterable[tuple[K, str]], limit: int = 20) -> list[t
             wild_first.append((key, subject))
         else:
             all_by_first[first].append((key, subject))
-            if _is_literal(subject):
+            if is_literal(subject):
                 literals.setdefault(subject, key)
             else:
                 wild_by_first[first].append((key, subject))

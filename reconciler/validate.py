@@ -18,7 +18,7 @@ from .errors import ManifestError, Problem
 from .kinds import KINDS
 from .load import Document
 from .model import Address, Resource
-from .subjects import overlapping_pairs, overlaps, subject_problem
+from .subjects import is_literal, overlapping_pairs, overlaps, subject_problem
 from .units import parse_duration, parse_size
 from .versions import Server, show
 
@@ -145,7 +145,7 @@ def _check_fields(r: Resource) -> list[Problem]:
         push = bool(c.get("deliver_subject"))
         if push:
             problem = subject_problem(c["deliver_subject"])
-            if problem is None and not _literal(c["deliver_subject"]):
+            if problem is None and not is_literal(c["deliver_subject"]):
                 problem = "deliver_subject cannot have wildcards"
             if problem is not None:
                 bad(("deliver_subject",), problem)
@@ -222,10 +222,6 @@ def _pairwise_overlaps(r: Resource, field: str, subjects: list, what: str) -> li
         message = f"{b!r} overlaps {a!r}; {what} must not overlap"
         out.append(Problem(r.where(*path), message, str(r.address), ".".join(map(str, path))))
     return out
-
-
-def _literal(subject: str) -> bool:
-    return "*" not in subject.split(".") and ">" not in subject.split(".")
 
 
 def _filters(config: dict) -> list[str]:
