@@ -117,6 +117,12 @@ def test_killed_holder_lock_expires_and_a_later_run_converges(nats_server, tmp_p
     holder = start_slow_apply(url, directory, step_seconds=0.5, ttl=3)
     for _ in range(2):
         assert holder.stdout.readline().startswith("created stream/")
+    # Its stream creates are in flight together; kill it once they are done, while it works through the
+    # first wave's progress (0.5s a step) and before the consumers' wave.
+    deadline = time.monotonic() + 10
+    while set(stream_names(url)) - {LOCK_STREAM} != {f"S{i:03}" for i in range(6)}:
+        assert time.monotonic() < deadline, stream_names(url)
+        time.sleep(0.05)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=10)
     # Killed in the middle: the streams are there, their consumers are not.
