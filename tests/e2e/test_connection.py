@@ -462,22 +462,24 @@ def test_server_url_precedence(servers, homes, manifests):
         assert_clean(result, code=code)
 
 
-def test_user_and_password_precedence(servers, homes, manifests):
-    """--user/--password beat NATS_USER/NATS_PASSWORD beat the context's; field by field."""
+def plan_through_context(homes, manifests, url: str) -> Callable[..., Callable[[], Any]]:
+    """case(context fields, env, flags) -> a run of `plan` through a fresh context pointing at `url`."""
 
     def case(context: dict[str, str], env: dict[str, str], flags: tuple[str, ...]) -> Callable[[], Any]:
         def run() -> subprocess.CompletedProcess[str]:
             home = homes()
-            return home.run(
-                "plan",
-                manifests,
-                "--context",
-                home.context("ctx", url=servers.up, **context),
-                *flags,
-                env=env,
-            )
+            ctx = home.context("ctx", url=url, **context)
+            return home.run("plan", manifests, "--context", ctx, *flags, env=env)
 
         return run
+
+    return case
+
+
+def test_user_and_password_precedence(servers, homes, manifests):
+    """--user/--password beat NATS_USER/NATS_PASSWORD beat the context's; field by field."""
+
+    case = plan_through_context(homes, manifests, servers.up)
 
     wrong = {"user": USER, "password": WRONG_PASSWORD}
     right = {"user": USER, "password": PASSWORD}
@@ -591,19 +593,7 @@ def test_flag_credentials_of_another_kind_win(
 def test_js_domain_from_context_and_its_overrides(server_factory, homes, manifests):
     server = server_factory(config="jetstream { domain: hub }\n")
 
-    def case(context: dict[str, str], env: dict[str, str], flags: tuple[str, ...]) -> Callable[[], Any]:
-        def run() -> subprocess.CompletedProcess[str]:
-            home = homes()
-            return home.run(
-                "plan",
-                manifests,
-                "--context",
-                home.context("ctx", url=server.url, **context),
-                *flags,
-                env=env,
-            )
-
-        return run
+    case = plan_through_context(homes, manifests, server.url)
 
     cases = [
         ({"jetstream_domain": "elsewhere"}, {}, (), 1),  # control: the context's domain is used
