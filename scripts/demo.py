@@ -20,7 +20,8 @@ def run(*args: str, env: dict[str, str]) -> int:
 def main(paths: list[str]) -> int:
     paths = paths or ["manifests/"]
     with LocalServer() as server:
-        print(f"Started nats-server {server.version} on {server.url} (pid {server.pid}, storage {server.store_dir})")
+        print(f"Started nats-server {server.version} on {server.url}")
+        print(f"(pid {server.pid}, storage {server.store_dir})")
         env = {**os.environ, "NATS_URL": server.url}
         code = run("plan", *paths, env=env)
         code = code or run("apply", *paths, env=env)

@@ -16,8 +16,9 @@ import nats
 CLI = [sys.executable, "-m", "reconciler"]
 
 
-def run_cli(*args: str, url: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, url: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
     full_env["NO_COLOR"] = "1"
     if url:
@@ -70,6 +71,8 @@ def server_snapshot(url: str) -> dict[str, Any]:
     """Every stream and consumer config on the server, for 'nothing changed' assertions."""
     snapshot = {}
     for name in stream_names(url):
-        snapshot[name] = {"config": stream_config(url, name),
-                          "consumers": {c: consumer_config(url, name, c) for c in consumer_names(url, name)}}
+        snapshot[name] = {
+            "config": stream_config(url, name),
+            "consumers": {c: consumer_config(url, name, c) for c in consumer_names(url, name)},
+        }
     return snapshot
