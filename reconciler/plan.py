@@ -144,7 +144,7 @@ def make_plan(
 ) -> Plan:
     server = live.server
     changes: dict[Address, ResourceChange] = {}
-    live_streams = {name: canonical_stream(raw, server) for name, raw in live.streams.items()}
+    live_streams = _LiveCanonical(live.streams, server)  # only the streams the plan looks at
     desired_streams: dict[str, dict] = {}  # stream name -> canonical desired config (for consumer defaults)
     declared_consumers = {r.address for r in resources if r.address.kind == "consumer"}
 
@@ -219,6 +219,22 @@ def make_plan(
         for change in _prunes(resources, live, set_name):
             changes[change.address] = change
     return Plan(_order(list(changes.values()), live), server, set_name, prune)
+
+
+class _LiveCanonical:
+    """Canonical live stream configs, computed on first lookup: an account may hold many streams the
+    manifests never mention, and a no-op pre-start plan should not pay for them."""
+
+    def __init__(self, raw: dict[str, dict], server: Server):
+        self.raw, self.server = raw, server
+        self.done: dict[str, dict] = {}
+
+    def get(self, name: str | None, default: dict | None = None) -> dict | None:
+        if name not in self.raw:
+            return default
+        if name not in self.done:
+            self.done[name] = canonical_stream(self.raw[name], self.server)
+        return self.done[name]
 
 
 def _diff_change(
