@@ -14,7 +14,6 @@ from . import __version__, api
 from .connection import DEFAULT_URL, ConnectOptions, connect
 from .context import load_context
 from .errors import ManifestError, ReconcileError
-from .export import dump_yaml, export_documents
 from .lock import DEFAULT_BUCKET, break_lock, read_lock
 from .observe import observe
 from .render import render, render_text
@@ -233,6 +232,8 @@ async def cmd_apply(args: argparse.Namespace, out: Output, env: dict[str, str]) 
 
 
 async def cmd_export(args: argparse.Namespace, out: Output, env: dict[str, str]) -> int:
+    from .export import dump_yaml, export_documents  # PyYAML's emitter: only export needs it
+
     conn = await connect(connect_options(args, env))
     try:
         live = await observe(conn)

@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from .errors import Location, ManifestError, Problem
+
+if TYPE_CHECKING:
+    from yaml.nodes import MappingNode, Node, ScalarNode
 
 Path_ = tuple[str | int, ...]
 
@@ -31,8 +31,6 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 # A default holds no `$`, so an unclosed `${A:-` cannot make the regex rescan the rest of the value.
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")
 _STR = "tag:yaml.org,2002:str"
-# libyaml's parser composes the same nodes, with marks, several times faster than the pure-Python one.
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
@@ -61,6 +59,23 @@ class Document:
                 return self.locations[parts]
             parts = parts[:-1]
         return self.locations.get((), Location(self.file))
+
+    # The load cache pickles documents without their data (validation, its only reader, is done) and
+    # with their locations as bare (line, column) pairs: tens of thousands of Location objects unpickle
+    # slowly, and only the documents of an error are ever asked.
+    def __getstate__(self) -> tuple:
+        packed = {path: (loc.line, loc.column) for path, loc in self.locations.items()}
+        return self.file, self.index, None, packed
+
+    def __setstate__(self, state: tuple) -> None:
+        self.file, self.index, self.data, self._packed = state
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "locations" and "_packed" in self.__dict__:
+            packed = self.__dict__.pop("_packed")
+            self.locations = {path: Location(self.file, *where) for path, where in packed.items()}
+            return self.locations
+        raise AttributeError(name)
 
 
 def find_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -97,38 +112,65 @@ def load_manifests(
     return documents
 
 
+@dataclass(frozen=True)
+class Source:
+    """One manifest file as read: its name and bytes, or why it could not be read."""
+
+    name: str
+    raw: bytes = b""
+    problem: Problem | None = None
+
+
+def read_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
+    """Every manifest file under `paths`, read once (its bytes are also the load cache's key)."""
+    files = find_files(paths)
+    if not files:
+        raise ManifestError([Problem(Location(", ".join(map(str, paths)) or "."), "no manifest files found")])
+    return [_read(path) for path in files]
+
+
+def _read(path: Path) -> Source:
+    name = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return Source(
+                name, problem=Problem(Location(name), f"file is larger than {MAX_FILE_BYTES} bytes")
+            )
+        return Source(name, path.read_bytes())
+    except OSError as exc:
+        return Source(name, problem=Problem(Location(name), f"cannot read file: {exc}"))
+
+
 def read_manifests(
     paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
 ) -> tuple[list[Document], list[Problem]]:
     """The documents that loaded, and the problems of those that did not (so that validation can
     report its own problems of the good documents alongside, all at once)."""
-    env = os.environ if env is None else env
+    return parse_sources(read_sources(paths), os.environ if env is None else env)
+
+
+def parse_sources(sources: list[Source], env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
     problems: list[Problem] = []
-    files = find_files(paths)
-    if not files:
-        raise ManifestError([Problem(Location(", ".join(map(str, paths)) or "."), "no manifest files found")])
-    for path in files:
-        docs, found = load_file(path, env)
+    for source in sources:
+        if source.problem is not None:
+            problems.append(source.problem)
+            continue
+        try:
+            # Universal newlines, as text-mode reading gives: a CRLF file reads like an LF one.
+            text = source.raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(Location(source.name), f"cannot read file: {exc}"))
+            continue
+        docs, found = parse_text(text, source.name, env)
         documents += docs
         problems += found
     if not documents and not problems:
         # Not harmless: `apply --prune` of a set that declares nothing would delete all it manages.
         problems += [
-            Problem(Location(str(f), 1, 1), "no resources declared (the file is empty)") for f in files
+            Problem(Location(s.name, 1, 1), "no resources declared (the file is empty)") for s in sources
         ]
     return documents, problems
-
-
-def load_file(path: Path, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
-    name = str(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return [], [Problem(Location(name), f"file is larger than {MAX_FILE_BYTES} bytes")]
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [Problem(Location(name), f"cannot read file: {exc}")]
-    return parse_text(text, name, env)
 
 
 def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Document], list[Problem]]:
@@ -143,8 +185,12 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         except (ValueError, RecursionError) as exc:  # a 5000-digit number; nesting past the stack
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             return [], [Problem(Location(name, 1, 1), f"invalid JSON: {reason}")]
+    import yaml  # here, not at the top: a load served from the cache never parses YAML
+
+    # libyaml's parser composes the same nodes, with marks, several times faster than the pure-Python one.
+    composer = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
+        nodes = list(yaml.compose_all(text, Loader=composer))
     except yaml.MarkedYAMLError as exc:
         if is_json:
             return _json_without_positions(text, name)
@@ -210,6 +256,9 @@ class _Builder:
         self.locations: dict[Path_, Location] = {}
         self.problems: list[Problem] = []
         self.budget = budget or _Budget()
+        import yaml
+
+        self.yaml = yaml
         self.constructor = yaml.SafeLoader("")
         self.active: set[int] = set()
 
@@ -223,7 +272,7 @@ class _Builder:
     def build(self, node: Node, path: Path_, depth: int) -> Any:
         budget = self.budget
         budget.nodes += 1
-        if isinstance(node, ScalarNode):
+        if node.id == "scalar":
             budget.chars += len(node.value)
         if budget.nodes > MAX_NODES or budget.chars > MAX_CHARS:
             if not budget.spent:
@@ -241,16 +290,16 @@ class _Builder:
         if id(node) in self.active:
             self._fail(node, "recursive alias")
             return None
-        if isinstance(node, ScalarNode):
+        if node.id == "scalar":
             return self._scalar(node)
         self.active.add(id(node))
         try:
-            if isinstance(node, SequenceNode):
+            if node.id == "sequence":
                 if node.tag != "tag:yaml.org,2002:seq":
                     self._fail(node, f"YAML tag {node.tag!r} is not allowed")
                     return None
                 return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-            if isinstance(node, MappingNode):
+            if node.id == "mapping":
                 return self._mapping(node, path, depth)
         finally:
             self.active.discard(id(node))
@@ -266,7 +315,7 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self._fail(key_node, "YAML merge keys (<<) are not supported; write the fields out")
                 continue
-            if not isinstance(key_node, ScalarNode):
+            if key_node.id != "scalar":
                 self._fail(key_node, "a mapping key must be a plain string")
                 continue
             if key_node.tag not in _SCALAR_TAGS:
@@ -292,10 +341,10 @@ class _Builder:
             if substituted != value:
                 value = substituted
                 if not node.style:  # plain scalars (style None, or "" from libyaml) get their type anew
-                    tag = self.constructor.resolve(ScalarNode, value, (True, False))
+                    tag = self.constructor.resolve(self.yaml.ScalarNode, value, (True, False))
                     if tag not in _SCALAR_TAGS or not value:  # `${DESC:-}` is "", not null
                         tag = _STR
-                node = ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
+                node = self.yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)
         if tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return value
         if tag == "tag:yaml.org,2002:bool" and value.lower() not in ("true", "false"):
@@ -307,7 +356,7 @@ class _Builder:
             return value
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:
+        except (self.yaml.YAMLError, ValueError) as exc:
             self._fail(node, f"invalid value {value!r}: {exc}")
             return None
 

@@ -2,6 +2,9 @@
 
 Schemas refer to each other by relative file name (`definitions.json#/definitions/duration`); every
 file is registered in a `referencing.Registry` under its file name, so nothing is ever fetched.
+
+jsonschema and referencing are imported on first use: a load served from the cache (cache.py)
+validates nothing, and importing them is a good part of a pre-start run's start-up.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.protocols import Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+    from referencing import Registry
 
 InstancePath = tuple[str | int, ...]
 
@@ -34,10 +38,17 @@ _UNIT_DEFS = {
 
 # What Go's time.Time (RFC 3339) accepts, the server's parser.
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-_FORMATS = jsonschema.FormatChecker(formats=())
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
+@functools.cache
+def _format_checker() -> jsonschema.FormatChecker:
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time", raises=ValueError)(_is_date_time)
+    return checker
+
+
 def _is_date_time(value: object) -> bool:
     # jsonschema's own date-time check needs an optional package and silently passes without it.
     if not isinstance(value, str):
@@ -50,6 +61,9 @@ def _is_date_time(value: object) -> bool:
 
 @functools.cache
 def _registry() -> Registry:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resources = []
     for path in sorted(SCHEMA_DIR.glob("*.json")):
         contents = json.loads(path.read_text(encoding="utf-8"))
@@ -67,10 +81,12 @@ def _schema(name: str) -> dict:
 @functools.cache
 def validator(name: str) -> Validator:
     """A validator for schemas/<name>.json with every $ref resolved from the local files."""
+    import jsonschema
+
     schema = _schema(name)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema, registry=_registry(), format_checker=_FORMATS)
+    return cls(schema, registry=_registry(), format_checker=_format_checker())
 
 
 def schema_problems(name: str, instance: object) -> list[tuple[InstancePath, str]]:
@@ -131,6 +147,8 @@ def _explain(error: ValidationError) -> list[tuple[InstancePath, str, tuple[str,
     kind, value, instance = error.validator, error.validator_value, error.instance
     custom = error.schema.get("x-messages", {}) if isinstance(error.schema, dict) else {}
     if kind in ("anyOf", "oneOf") and error.context:
+        from jsonschema.exceptions import best_match
+
         return _explain(best_match(error.context))
     if kind == "additionalProperties":
         known = error.schema.get("properties", {})
