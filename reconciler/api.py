@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .apply import Progress, StepResult, execute, refuse_replaces
+from .cache import LoadCache, RecordingEnv
 from .connection import Connection, ConnectOptions, connect
 from .errors import ManifestError
-from .load import read_manifests
+from .load import parse_sources, read_sources
 from .lock import DEFAULT_BUCKET, ApplyLock
 from .model import Resource
 from .observe import LiveState, observe
@@ -46,14 +47,25 @@ class ApplyResult:
 
 
 def load(paths: Paths, env: dict[str, str] | None = None) -> list[Resource]:
-    """Load and validate manifests (offline). Every problem of every file is reported at once."""
-    documents, problems = read_manifests(paths, env)
+    """Load and validate manifests (offline). Every problem of every file is reported at once.
+
+    `env` is what `${VAR}` reads (default: os.environ). Files that loaded before, with the same
+    variables, are served from the load cache (cache.py)."""
+    env = os.environ if env is None else env
+    sources = read_sources(paths)
+    cache = LoadCache.from_environment()
+    cached = cache.get(sources, env)
+    if cached is not None:
+        return cached
+    recording = RecordingEnv(env)
+    documents, problems = parse_sources(sources, recording)
     try:
         resources = validate(documents)
     except ManifestError as exc:
         problems = [*problems, *exc.problems]
     if problems:
         raise ManifestError(problems)
+    cache.put(sources, recording.used(), resources)
     return resources
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +16,17 @@ from reconciler.devserver import LocalServer, ServerBinaryMissing, find_binary
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "reference"
+
+# The load cache (reconciler/cache.py) of every run the tests make, in process or as a CLI subprocess,
+# goes to one throw-away directory instead of the user's ~/.cache. XDG_CACHE_HOME, not a NATS_
+# variable, because the tests' subprocess environments drop every NATS_ variable.
+CACHE_HOME = tempfile.mkdtemp(prefix="nats-reconcile-test-cache-")
+os.environ["XDG_CACHE_HOME"] = CACHE_HOME
+os.environ.pop("NATS_RECONCILE_CACHE_DIR", None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(CACHE_HOME, ignore_errors=True)
 
 
 def server_binary() -> str:

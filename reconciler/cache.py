@@ -1,0 +1,187 @@
+"""The load cache: manifests that validated last time are not parsed and validated again.
+
+A pre-start hook reads the same files on every start, and parsing them and running the JSON Schemas
+is most of what a no-op run costs after Python itself (jsonschema's import alone is tens of ms). So
+`api.load` keeps the resources it built, keyed by a SHA-256 of this tool (its code and schemas) and of
+every manifest file's name and bytes. An entry also records which environment variables the manifests
+used, as digests of their values (or as unset), and is served only while they are unchanged.
+
+Only a load that succeeded is stored: a bad manifest is parsed and reported again on every run.
+
+Where: $NATS_RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/nats-reconcile, else ~/.cache/nats-reconcile.
+NATS_RECONCILE_CACHE=off turns it off. Entries are pickles, so the directory must belong to the user
+and be writable by nobody else; a directory that is not, that cannot be written (a read-only image),
+or an entry that is corrupt or stale is passed over without a word, and the run loads from the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import hashlib
+import os
+import pickle
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from .load import Source
+from .model import Resource
+
+FORMAT = 1  # bump when the entry layout changes
+MAX_ENTRIES = 64  # files kept; the oldest written go first
+MAX_VARIANTS = 4  # environments kept per set of files (workers that differ by one variable)
+
+
+class RecordingEnv(Mapping[str, str]):
+    """The environment as the loader sees it, noting every variable it asks about."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return self.env[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.asked.add(name)
+        return name in self.env
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+    def used(self) -> dict[str, str | None]:
+        return _env_digests(self.asked, self.env)
+
+
+class LoadCache:
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> LoadCache:
+        if environ.get("NATS_RECONCILE_CACHE", "").lower() in ("off", "0", "false", "no"):
+            return cls(None)
+        explicit = environ.get("NATS_RECONCILE_CACHE_DIR")
+        if explicit:
+            return cls(Path(explicit))
+        base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "nats-reconcile")
+
+    def get(self, sources: list[Source], env: Mapping[str, str]) -> list[Resource] | None:
+        """The resources these files loaded to last time, if the variables they used are unchanged."""
+        path = self._path(sources)
+        if path is None:
+            return None
+        for used, resources in self._variants(path):
+            if _env_digests(used, env) == used:
+                return resources
+        return None
+
+    def put(self, sources: list[Source], used: dict[str, str | None], resources: list[Resource]) -> None:
+        path = self._path(sources)
+        if path is None:
+            return
+        variants = [(u, r) for u, r in self._variants(path) if u != used][: MAX_VARIANTS - 1]
+        entry = {"format": FORMAT, "variants": [(used, resources), *variants]}
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not _private(os.stat(self.directory)):
+                return
+            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".write-")
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    pickle.dump(entry, file, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, path)  # atomic: a concurrent reader sees the old entry or this one
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+            self._prune()
+        except (OSError, pickle.PicklingError):
+            return
+
+    def _path(self, sources: list[Source]) -> Path | None:
+        if self.directory is None or any(s.problem is not None for s in sources):
+            return None
+        digest = hashlib.sha256(_tool_fingerprint())
+        for source in sources:
+            name = source.name.encode("utf-8", "surrogateescape")
+            digest.update(len(name).to_bytes(8, "big") + name + len(source.raw).to_bytes(8, "big"))
+            digest.update(source.raw)
+        return self.directory / f"load-{digest.hexdigest()}.pickle"
+
+    def _variants(self, path: Path) -> list[tuple[dict[str, str | None], list[Resource]]]:
+        try:
+            with open(path, "rb") as file:
+                if not (_private(os.stat(self.directory)) and _private(os.fstat(file.fileno()))):
+                    return []
+                entry = _unpickle(file)
+        except FileNotFoundError:
+            return []
+        except Exception:  # a corrupt or stale entry, whatever unpickling raised: a miss
+            return []
+        if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+            return []
+        return entry["variants"]
+
+    def _prune(self) -> None:
+        entries = sorted(self.directory.glob("load-*.pickle"), key=_mtime)
+        for old in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _env_digests(names: set[str] | dict[str, str | None], env: Mapping[str, str]) -> dict[str, str | None]:
+    # Digests, not values: the cache need not hold what the environment held.
+    return {name: _digest(env[name]) if name in env else None for name in names}
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _unpickle(file: BinaryIO) -> object:
+    # Thousands of small containers: the cyclic GC would run many times over them and find nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.load(file)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _private(info: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else (on systems that have owners)."""
+    if not hasattr(os, "getuid"):
+        return True
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@functools.cache
+def _tool_fingerprint() -> bytes:
+    """This tool's code and schemas: a new version, or an edited checkout, never reads old entries."""
+    from .schema import SCHEMA_DIR
+
+    package = Path(__file__).parent
+    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0".encode())
+    for path in sorted([*package.rglob("*.py"), *SCHEMA_DIR.glob("*.json")]):
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
