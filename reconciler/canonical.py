@@ -69,17 +69,22 @@ _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d
 
 
 def _strip(value: Any) -> Any:
-    """Drop empty values from nested objects (the server omits them, clients send them)."""
+    """Drop empty values (None, false, 0, "", and lists and objects left empty) from nested objects:
+    the server omits them, clients send them. One pass, as this runs on every live configuration."""
     if isinstance(value, dict):
-        out = {k: _strip(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if not _is_empty(v)}
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, (dict, list)):
+                item = _strip(item)
+                if not item:
+                    continue
+            elif not item:  # JSON scalars: None, false, 0, 0.0 and "" are the falsy ones
+                continue
+            out[key] = item
+        return out
     if isinstance(value, list):
-        return [_strip(v) for v in value]
+        return [_strip(item) for item in value]
     return value
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or value is False or value == 0 or value in ("", [], {})
 
 
 def user_metadata(metadata: dict | None) -> dict[str, str]:

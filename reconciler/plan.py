@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -160,7 +163,7 @@ def make_plan(
         if before is None:
             change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
         else:
-            defaults = _stream_defaults(after, server)
+            defaults = functools.partial(_stream_defaults, after, server)
             change = _diff_change(r, before, after, defaults, server.stream_replace_reasons, set_name)
         if change.action is Action.REPLACE:
             lost = sorted(
@@ -189,7 +192,7 @@ def make_plan(
             change = ResourceChange(r.address, Action.REPLACE, before, after, reason=reason, resource=r)
         else:
             before = canonical_consumer(raw, live_stream)
-            defaults = consumer_defaults(after, stream_after)
+            defaults = functools.partial(consumer_defaults, after, stream_after)
             change = _diff_change(r, before, after, defaults, server.consumer_replace_reasons, set_name)
             if not raw.get("name") and change.action in (Action.UPDATE, Action.NOOP):
                 change = dataclasses.replace(change, legacy_durable=True)
@@ -238,13 +241,20 @@ class _LiveCanonical:
 
 
 def _diff_change(
-    r: Resource, before: dict, after: dict, defaults: dict, replace_reasons, set_name: str
+    r: Resource,
+    before: dict,
+    after: dict,
+    defaults: Callable[[], dict],  # the server's defaults, worked out only when the configs differ
+    replace_reasons,
+    set_name: str,
 ) -> ResourceChange:
     marked = _marker(before)
     b, a = _without_marker(before), _without_marker(after)
+    if b == a:  # the common case, decided without walking the fields (canonical forms omit defaults)
+        return ResourceChange(r.address, Action.NOOP, b, a, adopt=marked != set_name, resource=r)
     reasons = replace_reasons(b, a)
     diffs = []
-    for d in field_diffs(b, a, defaults):
+    for d in field_diffs(b, a, defaults()):
         top = d.path.split(".")[0]
         diffs.append(FieldDiff(d.path, d.before, d.after, top in reasons, reasons.get(top)))
     if not diffs:
@@ -296,6 +306,11 @@ def _prunes(resources: list[Resource], live: LiveState, set_name: str) -> list[R
     return out
 
 
+# The order of Address (kind, name, stream) as one C-level tuple per change: comparing the dataclasses
+# themselves costs a Python call per comparison, thousands of them in a large plan.
+_by_address = operator.attrgetter("address.kind", "address.name", "address.stream")
+
+
 def _order(changes: list[ResourceChange], live: LiveState) -> list[ResourceChange]:
     """Apply order: deletes that free subjects, streams by dependency, buckets, consumers, other deletes."""
     deletes = [c for c in changes if c.action is Action.DELETE]
@@ -321,9 +336,9 @@ def _order(changes: list[ResourceChange], live: LiveState) -> list[ResourceChang
     early |= consumers_of_early
     streams = _topological([c for c in rest if c.address.kind == "stream"])
     buckets = _topological([c for c in rest if c.address.kind in ("kv", "objectstore")])
-    consumers = sorted((c for c in rest if c.address.kind == "consumer"), key=lambda c: c.address)
+    consumers = sorted((c for c in rest if c.address.kind == "consumer"), key=_by_address)
     delete_order = [
-        *sorted((c for c in deletes if c.address.kind == "consumer"), key=lambda c: c.address),
+        *sorted((c for c in deletes if c.address.kind == "consumer"), key=_by_address),
         *reversed(_topological([c for c in deletes if c.address.is_stream], key="before")),
     ]
     first = [c for c in delete_order if c.address in early]
@@ -344,7 +359,7 @@ def _topological(changes: list[ResourceChange], key: str = "after") -> list[Reso
             names.append(config["mirror"].get("name"))
         return [n for n in names if n in by_name]
 
-    for root in sorted(changes, key=lambda c: c.address):
+    for root in sorted(changes, key=_by_address):
         if root.address.stream_name in seen:
             continue
         seen.add(root.address.stream_name)  # cycles were refused by validation; this only stops a loop
