@@ -126,13 +126,18 @@ class LoadCache:
                 if not (_private(os.stat(self.directory)) and _private(os.fstat(file.fileno()))):
                     return []
                 entry = _unpickle(file)
-        except FileNotFoundError:
-            return []
-        except Exception:  # a corrupt or stale entry, whatever unpickling raised: a miss
+        except Exception:  # missing, unreadable, corrupt or stale, whatever unpickling raised: a miss
             return []
         if not isinstance(entry, dict) or entry.get("format") != FORMAT:
             return []
-        return entry["variants"]
+        variants = entry.get("variants")
+        if not isinstance(variants, list):
+            return []
+        return [
+            v
+            for v in variants
+            if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], dict) and isinstance(v[1], list)
+        ]
 
     def _prune(self) -> None:
         entries = sorted(self.directory.glob("load-*.pickle"), key=_mtime)
