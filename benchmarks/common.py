@@ -1,17 +1,26 @@
-"""Shared pieces: a server, generated manifests, raw nats-py floors, timing, tables."""
+"""Shared pieces: generated manifests, raw nats-py creates, bytecode, timing, tables (floors: floor.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
 
-CONCURRENCY = 32  # the same bound the reconciler uses for observing
+PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor.py"  # the CLI floors, as a process of their own
+
+
+def compile_bytecode() -> None:
+    """pip compiles an installed package's bytecode; an editable checkout (with PYTHONDONTWRITEBYTECODE
+    set, as on these machines) has none and would compile every module on every start."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], check=True, timeout=120)
 
 
 def write_manifests(directory: Path, streams: int, kv_every: int = 10) -> Path:
@@ -33,48 +42,21 @@ def write_manifests(directory: Path, streams: int, kv_every: int = 10) -> Path:
     return directory
 
 
-async def best_of(repeats: int, work: Callable[[], Awaitable[object]]) -> float:
-    """The fastest of `repeats` runs: the least disturbed by the noisy machine."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        await work()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-async def raw_observe(url: str) -> int:
-    """The floor of a no-op plan: INFO, paged STREAM.LIST, CONSUMER.LIST per stream, with plain nats-py."""
-    nc = await nats.connect(url)
-    try:
-
-        async def req(subject: str, body: dict | None = None) -> dict:
-            msg = await nc.request(
-                subject, json.dumps(body).encode() if body is not None else b"", timeout=10
-            )
-            return json.loads(msg.data)
-
-        await req("$JS.API.INFO")
-        names: list[str] = []
-        while True:
-            page = await req("$JS.API.STREAM.LIST", {"offset": len(names)})
-            names += [s["config"]["name"] for s in page.get("streams") or []]
-            if not page.get("streams") or len(names) >= page["total"]:
-                break
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def consumers(name: str) -> None:
-            async with gate:
-                await req(f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0})
-
-        await asyncio.gather(*(consumers(n) for n in names))
-        return len(names)
-    finally:
-        await nc.close()
+async def interleaved(
+    repeats: int, floor: Callable[[], Awaitable[object]], ours: Callable[[], Awaitable[object]]
+) -> tuple[float, float]:
+    """The fastest of `repeats` runs of each, taken in turns, so that a noisy spell hits both alike."""
+    floors, ourses = [], []
+    for _ in range(repeats):
+        for work, times in ((floor, floors), (ours, ourses)):
+            started = time.perf_counter()
+            await work()
+            times.append(time.perf_counter() - started)
+    return min(floors), min(ourses)
 
 
 async def raw_create(

@@ -18,17 +18,19 @@ from reconciler.devserver import LocalServer
 from reconciler.observe import observe
 from reconciler.plan import make_plan
 
-from .common import best_of, median, raw_create, raw_observe, table, wipe, write_manifests
+from .common import (
+    FLOOR_SCRIPT,
+    compile_bytecode,
+    interleaved,
+    median,
+    raw_create,
+    table,
+    wipe,
+    write_manifests,
+)
+from .floor import raw_observe
 
-FLOOR_CLI = """
-import asyncio, sys
-import nats
-async def main():
-    nc = await nats.connect(sys.argv[1])
-    await nc.request("$JS.API.INFO", b"", timeout=5)
-    await nc.close()
-asyncio.run(main())
-"""
+CLI_RUNS = 7
 
 
 def _run(command: list[str], env: dict[str, str]) -> float:
@@ -40,9 +42,30 @@ def _run(command: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def _cli_times(url: str, manifests: Path, cache: Path) -> dict[str, float]:
+    """(c): medians of CLI_RUNS runs of each, taken in turns. The load cache is warm (one run first),
+    as it is for every start of a worker after the first; `cold` runs with the cache off."""
+    env = {**os.environ, "NATS_URL": url, "NO_COLOR": "1", "NATS_RECONCILE_CACHE_DIR": str(cache)}
+    cold_env = {**env, "NATS_RECONCILE_CACHE": "off"}
+    cli = [sys.executable, "-m", "reconciler", "apply", str(manifests)]
+    commands = {
+        "cli": (cli, env),
+        "cli_cold": (cli, cold_env),
+        "cli_floor": ([sys.executable, str(FLOOR_SCRIPT), url], env),
+        "cli_floor_reads": ([sys.executable, str(FLOOR_SCRIPT), url, "reads"], env),
+    }
+    _run(cli, env)  # fills the load cache
+    times: dict[str, list[float]] = {key: [] for key in commands}
+    for _ in range(CLI_RUNS):
+        for key, (command, command_env) in commands.items():
+            times[key].append(_run(command, command_env))
+    return {key: median(values) for key, values in times.items()}
+
+
 async def measure(size: int, repeats: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="nats-reconcile-bench-"))
     paths = [write_manifests(work / "manifests", size)]
+    os.environ["NATS_RECONCILE_CACHE_DIR"] = str(work / "cache")  # not the user's; empty, so cold
     with LocalServer() as server:
         options = ConnectOptions(servers=[server.url], timeout=30)
         started = time.perf_counter()
@@ -72,22 +95,20 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
             await api.apply(paths, conn)
             full_apply_s = time.perf_counter() - full_apply_s
 
-            # (a) a no-op plan: observe + diff, against the bare LIST requests.
-            floor_plan = await best_of(repeats, lambda: raw_observe(server.url))
-
+            # (a) a no-op plan: observe + diff, against the bare LIST requests (which connect, too).
             async def our_plan() -> None:
                 live = await observe(conn, {r.address.stream_name for r in resources})
                 assert not make_plan(resources, live).has_changes
 
-            ours_plan = await best_of(repeats, our_plan)
+            floor_plan, ours_plan = await interleaved(
+                max(5, repeats), lambda: raw_observe(server.url), our_plan
+            )
         finally:
             await conn.close()
 
-        # (c) the pre-start hook: the CLI's no-op apply, against python + import nats + connect + 1 request.
-        env = {**os.environ, "NATS_URL": server.url, "NO_COLOR": "1"}
-        cli = [sys.executable, "-m", "reconciler", "apply", str(paths[0])]
-        floor_cli = median([_run([sys.executable, "-c", FLOOR_CLI, server.url], env) for _ in range(5)])
-        ours_cli = median([_run(cli, env) for _ in range(5)])
+        # (c) the pre-start hook: the CLI's no-op apply, against bare processes.
+        compile_bytecode()
+        cli = _cli_times(server.url, paths[0], work / "cache")
     return {
         "size": size,
         "load": load_s,
@@ -96,42 +117,63 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
         "apply": min(ours_apply),
         "apply_floor": min(floor_apply),
         "apply_full": full_apply_s,
-        "cli": ours_cli,
-        "cli_floor": floor_cli,
+        **cli,
     }
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
 
 
 def run(sizes: list[int]) -> str:
     results = [asyncio.run(measure(size, 3 if size < 1000 else 2)) for size in sizes]
-    rows = []
+    plan_rows, cli_rows = [], []
     for r in results:
         resources = r["size"] * 2 + max(1, r["size"] // 10)
-        rows.append(
+        plan_rows.append(
             [
                 r["size"],
                 resources,
-                f"{r['plan'] * 1000:.0f} / {r['plan_floor'] * 1000:.0f} ms",
+                f"{_ms(r['plan'])} / {_ms(r['plan_floor'])} ms",
                 f"{r['plan'] / r['plan_floor']:.2f}x",
-                f"{r['apply'] * 1000:.0f} / {r['apply_floor'] * 1000:.0f} ms",
+                f"{_ms(r['apply'])} / {_ms(r['apply_floor'])} ms",
                 f"{r['apply'] / r['apply_floor']:.2f}x",
-                f"{r['cli'] * 1000:.0f} / {r['cli_floor'] * 1000:.0f} ms",
-                f"{r['cli'] / r['cli_floor']:.2f}x",
-                f"{r['load'] * 1000:.0f} ms",
-                f"{r['apply_full'] * 1000:.0f} ms",
+                f"{_ms(r['load'])} ms",
+                f"{_ms(r['apply_full'])} ms",
                 f"{r['plan'] / resources * 1e6:.0f} µs",
             ]
         )
-    headers = [
+        cli_rows.append(
+            [
+                r["size"],
+                f"{_ms(r['cli'])} ms",
+                f"{_ms(r['cli_floor'])} ms",
+                f"{r['cli'] / r['cli_floor']:.2f}x",
+                f"{_ms(r['cli_floor_reads'])} ms",
+                f"{r['cli'] / r['cli_floor_reads']:.2f}x",
+                f"{_ms(r['cli_cold'])} ms",
+                f"{r['cli_cold'] / r['cli_floor_reads']:.2f}x",
+            ]
+        )
+    plan_headers = [
         "streams",
         "resources",
         "(a) no-op plan / floor",
         "ratio",
         "(b) apply from empty / floor",
         "ratio",
-        "(c) CLI no-op apply / floor",
-        "ratio",
-        "load+validate",
+        "load+validate (cold)",
         "whole apply()",
         "(a) per resource",
     ]
-    return table(headers, rows)
+    cli_headers = [
+        "streams",
+        "(c) CLI no-op apply",
+        "floor: 1 request",
+        "ratio",
+        "floor: the plan's reads",
+        "ratio",
+        "CLI, load cache off",
+        "ratio to reads",
+    ]
+    return table(plan_headers, plan_rows) + "\n\n" + table(cli_headers, cli_rows)
