@@ -122,8 +122,13 @@ class LoadCache:
 
     def _variants(self, path: Path) -> list[tuple[dict[str, str | None], list[Resource]]]:
         try:
-            with open(path, "rb") as file:
-                if not (_private(os.stat(self.directory)) and _private(os.fstat(file.fileno()))):
+            if not _private(os.stat(self.directory)):
+                return []
+            # Non-blocking and not through a symlink: a FIFO put there must not hang the run.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+            with open(fd, "rb") as file:
+                info = os.fstat(fd)
+                if not (stat.S_ISREG(info.st_mode) and _private(info)):
                     return []
                 entry = _unpickle(file)
         except Exception:  # missing, unreadable, corrupt or stale, whatever unpickling raised: a miss
@@ -133,11 +138,7 @@ class LoadCache:
         variants = entry.get("variants")
         if not isinstance(variants, list):
             return []
-        return [
-            v
-            for v in variants
-            if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], dict) and isinstance(v[1], list)
-        ]
+        return [v for v in variants if _is_variant(v)]
 
     def _prune(self) -> None:
         entries = sorted(self.directory.glob("load-*.pickle"), key=_mtime)
@@ -153,6 +154,16 @@ def _env_digests(names: set[str] | dict[str, str | None], env: Mapping[str, str]
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _is_variant(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], dict)
+        and isinstance(value[1], list)
+        and all(isinstance(r, Resource) for r in value[1])
+    )
 
 
 def _unpickle(file: BinaryIO) -> object:
