@@ -25,6 +25,7 @@ import pickle
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -142,7 +143,9 @@ class LoadCache:
 
     def _prune(self) -> None:
         entries = sorted(self.directory.glob("load-*.pickle"), key=_mtime)
-        for old in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+        # Also what a writer killed before its rename left behind.
+        abandoned = [p for p in self.directory.glob(".write-*") if _mtime(p) < time.time() - 3600]
+        for old in [*entries[: max(0, len(entries) - MAX_ENTRIES)], *abandoned]:
             with contextlib.suppress(OSError):
                 old.unlink()
 
@@ -193,11 +196,30 @@ def _mtime(path: Path) -> float:
 
 @functools.cache
 def _tool_fingerprint() -> bytes:
-    """This tool's code and schemas: a new version, or an edited checkout, never reads old entries."""
+    """This tool's code, schemas and parsing libraries: a new version of any, or an edited checkout,
+    never reads old entries."""
     from .schema import SCHEMA_DIR
 
     package = Path(__file__).parent
-    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{_dependency_versions()}\0".encode())
     for path in sorted([*package.rglob("*.py"), *SCHEMA_DIR.glob("*.json")]):
         digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.digest()
+
+
+def _dependency_versions() -> str:
+    """The parsing libraries as installed: each package folder's files, sizes and times (an upgrade
+    rewrites them; libyaml's extension is one of PyYAML's). Found without importing them, which would
+    cost what the cache saves; reading their metadata would cost about as much."""
+    from importlib.util import find_spec
+
+    found = []
+    for name in ("yaml", "jsonschema", "referencing"):
+        spec = find_spec(name)
+        if spec is None or not spec.origin:
+            found.append(f"{name}:-")
+            continue
+        with os.scandir(os.path.dirname(spec.origin)) as entries:
+            files = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
+        found.append(f"{name}:{spec.origin}:{files}")
+    return "\n".join(found)
