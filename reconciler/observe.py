@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .canonical import canonical_consumer, canonical_stream
 from .connection import Connection
 from .errors import ApiError, ConnectError, ReconcileError, TimeoutError_
 from .versions import Server
@@ -20,6 +21,28 @@ class LiveState:
     streams: dict[str, dict] = field(default_factory=dict)  # name -> stream configuration
     consumers: dict[str, dict[str, dict]] = field(default_factory=dict)  # stream -> name -> consumer config
     account: dict = field(default_factory=dict)
+    # Canonical forms (canonical.py), made once each, on first use: the plan's comparisons. A plan
+    # must not change them.
+    _streams: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
+    _consumers: dict[tuple[str, str], dict] = field(default_factory=dict, repr=False, compare=False)
+
+    def canonical_stream(self, name: str | None) -> dict | None:
+        if name not in self.streams:
+            return None
+        found = self._streams.get(name)
+        if found is None:
+            found = self._streams[name] = canonical_stream(self.streams[name], self.server)
+        return found
+
+    def canonical_consumer(self, stream: str, name: str) -> dict | None:
+        raw = self.consumers.get(stream, {}).get(name)
+        if raw is None:
+            return None
+        found = self._consumers.get((stream, name))
+        if found is None:
+            found = canonical_consumer(raw, self.canonical_stream(stream) or {})
+            self._consumers[(stream, name)] = found
+        return found
 
 
 async def _paged(conn: Connection, api: str, key: str) -> tuple[list[dict], list[str]]:
@@ -90,6 +113,11 @@ async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -
                     conn, f"CONSUMER.INFO.{stream}.{name}", f"consumer {stream}/{name}"
                 )
         state.consumers[stream] = consumers
+        # The plan's work on this stream, done now, while the event loop would only wait for the
+        # server's other answers: a no-op plan of a large account then costs little beyond its reads.
+        state.canonical_stream(stream)
+        for name in consumers:
+            state.canonical_consumer(stream, name)
 
     streams = sorted(state.streams if wanted is None else wanted & set(state.streams))
     await asyncio.gather(*(list_consumers(s) for s in streams))

@@ -147,7 +147,7 @@ def make_plan(
 ) -> Plan:
     server = live.server
     changes: dict[Address, ResourceChange] = {}
-    live_streams = _LiveCanonical(live.streams, server)  # only the streams the plan looks at
+    live_streams = _LiveStreams(live)
     desired_streams: dict[str, dict] = {}  # stream name -> canonical desired config (for consumer defaults)
     declared_consumers = {r.address for r in resources if r.address.kind == "consumer"}
 
@@ -187,11 +187,11 @@ def make_plan(
         if raw is None:
             change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
         elif stream_name in replaced:
-            before = _without_marker(canonical_consumer(raw, live_stream))
+            before = _without_marker(live.canonical_consumer(stream_name, r.address.name))
             reason = f"its stream {stream_name} is replaced"
             change = ResourceChange(r.address, Action.REPLACE, before, after, reason=reason, resource=r)
         else:
-            before = canonical_consumer(raw, live_stream)
+            before = live.canonical_consumer(stream_name, r.address.name)
             defaults = functools.partial(consumer_defaults, after, stream_after)
             change = _diff_change(r, before, after, defaults, server.consumer_replace_reasons, set_name)
             if not raw.get("name") and change.action in (Action.UPDATE, Action.NOOP):
@@ -224,20 +224,15 @@ def make_plan(
     return Plan(_order(list(changes.values()), live), server, set_name, prune)
 
 
-class _LiveCanonical:
-    """Canonical live stream configs, computed on first lookup: an account may hold many streams the
-    manifests never mention, and a no-op pre-start plan should not pay for them."""
+class _LiveStreams:
+    """Canonical live stream configs by name, as `dict.get` reads them (made once, by LiveState)."""
 
-    def __init__(self, raw: dict[str, dict], server: Server):
-        self.raw, self.server = raw, server
-        self.done: dict[str, dict] = {}
+    def __init__(self, live: LiveState):
+        self.live = live
 
     def get(self, name: str | None, default: dict | None = None) -> dict | None:
-        if name not in self.raw:
-            return default
-        if name not in self.done:
-            self.done[name] = canonical_stream(self.raw[name], self.server)
-        return self.done[name]
+        found = self.live.canonical_stream(name)
+        return default if found is None else found
 
 
 def _diff_change(
