@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
 import os
 import pickle
@@ -30,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from .gcpause import paused_gc
 from .load import Source
 from .model import Resource
 
@@ -170,14 +170,8 @@ def _is_variant(value: object) -> bool:
 
 
 def _unpickle(file: BinaryIO) -> object:
-    # Thousands of small containers: the cyclic GC would run many times over them and find nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # thousands of small containers and no cycles
         return pickle.load(file)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _private(info: os.stat_result) -> bool:

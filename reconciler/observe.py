@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from .canonical import canonical_consumer, canonical_stream
 from .connection import Connection
 from .errors import ApiError, ConnectError, ReconcileError, TimeoutError_
+from .gcpause import paused_gc
 from .versions import Server
 
 CONCURRENCY = 32  # requests in flight at once; bounded so a large account does not flood the server
@@ -80,6 +81,11 @@ async def _info(conn: Connection, api: str, what: str) -> dict:
 
 async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -> LiveState:
     """Live state. Consumers are listed for the streams in `consumers_of` that exist (all when None)."""
+    with paused_gc():  # the state is many decoded JSON objects, kept, and no cycles
+        return await _observe(conn, consumers_of)
+
+
+async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> LiveState:
     account = await conn.request("INFO")
     clustered = bool(conn.nc._server_info.get("cluster"))
     state = LiveState(Server.from_info(conn.server_version, account, clustered), account=account)

@@ -20,6 +20,7 @@ from .canonical import (
     full_consumer,
     full_stream,
 )
+from .gcpause import paused_gc
 from .model import Address, Resource
 from .observe import LiveState
 from .subjects import overlaps
@@ -145,6 +146,11 @@ def _stream_defaults(config: dict, server: Server) -> dict:
 def make_plan(
     resources: list[Resource], live: LiveState, *, set_name: str = "default", prune: bool = False
 ) -> Plan:
+    with paused_gc():  # thousands of small dicts, and no cycles
+        return _make_plan(resources, live, set_name, prune)
+
+
+def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune: bool) -> Plan:
     server = live.server
     changes: dict[Address, ResourceChange] = {}
     live_streams = _LiveStreams(live)

@@ -441,8 +441,9 @@ def check_against_server(
             continue
         live = (live_consumers or {}).get(stream_name, {})
         out += _check_consumers_of(stream_name, live_streams[stream_name], group, live)
-    for r in resources:
-        out += _version_problems(r, "consumer" if r.address.kind == "consumer" else "stream", server)
+    if not server.knows_every_field:
+        for r in resources:
+            out += _version_problems(r, "consumer" if r.address.kind == "consumer" else "stream", server)
     if out:
         raise ManifestError(out)
 

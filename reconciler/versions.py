@@ -56,6 +56,9 @@ VALUES_SINCE: dict[tuple[str, str, str], Version] = {
 }
 # Fields older servers know but newer ones refuse (template streams went away in 2.14).
 STREAM_FIELDS_UNTIL: dict[str, Version] = {"template_owner": (2, 14, 0)}
+_STREAM_SINCE = {**STREAM_FIELDS_SINCE, **STREAM_NESTED_SINCE}
+# A server at least this new knows every field and value above.
+_KNOWS_ALL = max([*_STREAM_SINCE.values(), *CONSUMER_FIELDS_SINCE.values(), *VALUES_SINCE.values()])
 
 
 @dataclass(frozen=True)
@@ -81,15 +84,16 @@ class Server:
 
     def field_since(self, kind: str, field: str) -> Version | None:
         """The version a field needs, when this server is older than that; else None."""
-        table = (
-            CONSUMER_FIELDS_SINCE if kind == "consumer" else {**STREAM_FIELDS_SINCE, **STREAM_NESTED_SINCE}
-        )
-        needed = table.get(field)
+        needed = (CONSUMER_FIELDS_SINCE if kind == "consumer" else _STREAM_SINCE).get(field)
         return needed if needed and not self.at_least(needed) else None
 
     def value_since(self, kind: str, field: str, value: object) -> Version | None:
         needed = VALUES_SINCE.get((kind, field, str(value)))
         return needed if needed and not self.at_least(needed) else None
+
+    @property
+    def knows_every_field(self) -> bool:
+        return self.at_least(_KNOWS_ALL)
 
     @property
     def pedantic(self) -> bool:
