@@ -30,7 +30,8 @@ from .common import (
 )
 from .floor import raw_observe
 
-CLI_RUNS = 7
+CLI_RUNS = 9
+PLAN_RUNS = 15  # (a) is short: many turns, so that the fastest of each is an undisturbed one
 
 
 def _run(command: list[str], env: dict[str, str]) -> float:
@@ -100,9 +101,7 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
                 live = await observe(conn, {r.address.stream_name for r in resources})
                 assert not make_plan(resources, live).has_changes
 
-            floor_plan, ours_plan = await interleaved(
-                max(5, repeats), lambda: raw_observe(server.url), our_plan
-            )
+            floor_plan, ours_plan = await interleaved(PLAN_RUNS, lambda: raw_observe(server.url), our_plan)
         finally:
             await conn.close()
 
