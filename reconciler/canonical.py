@@ -71,20 +71,22 @@ _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d
 def _strip(value: Any) -> Any:
     """Drop empty values (None, false, 0, "", and lists and objects left empty) from nested objects:
     the server omits them, clients send them. One pass, as this runs on every live configuration."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                item = _strip(item)
-                if not item:
-                    continue
-            elif not item:  # JSON scalars: None, false, 0, 0.0 and "" are the falsy ones
-                continue
-            out[key] = item
-        return out
     if isinstance(value, list):
-        return [_strip(item) for item in value]
-    return value
+        return [_strip(item) if isinstance(item, (dict, list)) else item for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if not item:  # JSON's falsy values are exactly the empty ones
+            continue
+        if isinstance(item, dict):
+            item = _strip(item)
+            if not item:
+                continue
+        elif isinstance(item, list):
+            item = [_strip(x) if isinstance(x, (dict, list)) else x for x in item]
+        out[key] = item
+    return out
 
 
 def user_metadata(metadata: dict | None) -> dict[str, str]:

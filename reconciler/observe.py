@@ -22,8 +22,8 @@ class LiveState:
     streams: dict[str, dict] = field(default_factory=dict)  # name -> stream configuration
     consumers: dict[str, dict[str, dict]] = field(default_factory=dict)  # stream -> name -> consumer config
     account: dict = field(default_factory=dict)
-    # Canonical forms (canonical.py), made once each, on first use: the plan's comparisons. A plan
-    # must not change them.
+    # Canonical forms (canonical.py), made once each, on first use (by the plan and the checks against
+    # the server). Only the streams and consumers a plan looks at are ever made. Read-only.
     _streams: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
     _consumers: dict[tuple[str, str], dict] = field(default_factory=dict, repr=False, compare=False)
 
@@ -119,11 +119,6 @@ async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> Live
                     conn, f"CONSUMER.INFO.{stream}.{name}", f"consumer {stream}/{name}"
                 )
         state.consumers[stream] = consumers
-        # The plan's work on this stream, done now, while the event loop would only wait for the
-        # server's other answers: a no-op plan of a large account then costs little beyond its reads.
-        state.canonical_stream(stream)
-        for name in consumers:
-            state.canonical_consumer(stream, name)
 
     streams = sorted(state.streams if wanted is None else wanted & set(state.streams))
     await asyncio.gather(*(list_consumers(s) for s in streams))
