@@ -81,16 +81,20 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
             consumers = [(c.address.stream, c.body) for c in plan.changes if not c.address.is_stream]
             floor_apply, ours_apply = [], []
             for _ in range(repeats):
-                await wipe(server.url)
-                started = time.perf_counter()
-                await raw_create(server.url, streams, consumers, concurrency=16)
-                floor_apply.append(time.perf_counter() - started)
-                await wipe(server.url)
-                live = await observe(conn)
-                plan = make_plan(resources, live)
-                started = time.perf_counter()
-                await execute(conn, plan)
-                ours_apply.append(time.perf_counter() - started)
+                # Each on a server of its own: creates after a wipe wait on the deletes' disk work.
+                with LocalServer() as empty:
+                    started = time.perf_counter()
+                    await raw_create(empty.url, streams, consumers, concurrency=16)
+                    floor_apply.append(time.perf_counter() - started)
+                with LocalServer() as empty:
+                    fresh = await connect(ConnectOptions(servers=[empty.url], timeout=30))
+                    try:
+                        plan = make_plan(resources, await observe(fresh))
+                        started = time.perf_counter()
+                        await execute(fresh, plan)
+                        ours_apply.append(time.perf_counter() - started)
+                    finally:
+                        await fresh.close()
             full_apply_s = time.perf_counter()
             await wipe(server.url)
             await api.apply(paths, conn)
@@ -125,7 +129,7 @@ def _ms(seconds: float) -> str:
 
 
 def run(sizes: list[int]) -> str:
-    results = [asyncio.run(measure(size, 3 if size < 1000 else 2)) for size in sizes]
+    results = [asyncio.run(measure(size, 5 if size < 1000 else 3)) for size in sizes]
     plan_rows, cli_rows = [], []
     for r in results:
         resources = r["size"] * 2 + max(1, r["size"] // 10)
