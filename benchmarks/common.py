@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
 
+from reconciler.devserver import LocalServer
+
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor.py"  # the CLI floors, as a process of their own
+
+
+@contextlib.contextmanager
+def bench_server() -> Iterator[LocalServer]:
+    """A server whose JetStream store is in memory (tmpfs) where there is one: file storage all the
+    same, but the shared disk of these machines, the noisiest thing on them, is left out of every
+    figure, ours and the floor's alike."""
+    shm = Path("/dev/shm")
+    store = Path(tempfile.mkdtemp(prefix="nats-reconcile-bench-", dir=shm)) if shm.is_dir() else None
+    try:
+        with LocalServer(store_dir=str(store) if store else None) as server:
+            yield server
+    finally:
+        if store:
+            shutil.rmtree(store, ignore_errors=True)
 
 
 def compile_bytecode() -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from reconciler import api
 from reconciler.apply import execute
 from reconciler.connection import ConnectOptions, connect
-from reconciler.devserver import LocalServer
 from reconciler.observe import observe
 from reconciler.plan import make_plan
 
 from .common import (
     FLOOR_SCRIPT,
+    bench_server,
     compile_bytecode,
     interleaved,
     median,
@@ -67,7 +67,7 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="nats-reconcile-bench-"))
     paths = [write_manifests(work / "manifests", size)]
     os.environ["NATS_RECONCILE_CACHE_DIR"] = str(work / "cache")  # not the user's; empty, so cold
-    with LocalServer() as server:
+    with bench_server() as server:
         options = ConnectOptions(servers=[server.url], timeout=30)
         started = time.perf_counter()
         resources = api.load(paths)
@@ -82,11 +82,11 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
             floor_apply, ours_apply = [], []
             for _ in range(repeats):
                 # Each on a server of its own: creates after a wipe wait on the deletes' disk work.
-                with LocalServer() as empty:
+                with bench_server() as empty:
                     started = time.perf_counter()
                     await raw_create(empty.url, streams, consumers, concurrency=16)
                     floor_apply.append(time.perf_counter() - started)
-                with LocalServer() as empty:
+                with bench_server() as empty:
                     fresh = await connect(ConnectOptions(servers=[empty.url], timeout=30))
                     try:
                         plan = make_plan(resources, await observe(fresh))

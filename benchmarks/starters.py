@@ -9,9 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from reconciler.devserver import LocalServer
-
-from .common import FLOOR_SCRIPT, compile_bytecode, table
+from .common import FLOOR_SCRIPT, bench_server, compile_bytecode, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,20 +37,20 @@ def run(count: int) -> str:
     for label, pending in (("nothing to do", False), ("pending change", True)):
         singles, groups, floors = [], [], []
         for _ in range(2):
-            with LocalServer() as server:
+            with bench_server() as server:
                 env = {**os.environ, "NATS_URL": server.url, "NO_COLOR": "1"}
                 if not pending:
                     _together([apply], env)
                 single, _ = _together([apply], env)  # one run alone (a no-op here, in both cases)
                 floor, _ = _together([[sys.executable, str(FLOOR_SCRIPT), server.url]] * count, env)
-            with LocalServer() as server:
+            with bench_server() as server:
                 env = {**os.environ, "NATS_URL": server.url, "NO_COLOR": "1"}
                 if not pending:
                     _together([apply], env)
                 if pending:
                     single_pending, _ = _together([apply], env)  # a single run that applies
                     single = single_pending
-            with LocalServer() as server:
+            with bench_server() as server:
                 env = {**os.environ, "NATS_URL": server.url, "NO_COLOR": "1"}
                 if not pending:
                     _together([apply], env)

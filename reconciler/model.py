@@ -50,6 +50,9 @@ class Resource:
     # nats-py has allow_msg_ttl on, which cannot be turned off again; declaring the bucket must not
     # force a replace.
     keep_live: frozenset[str] = frozenset()
+    # The config's canonical form (canonical.py), made by validation when no server can change it, so
+    # that the load cache keeps it and a plan need not make it again. None: the plan makes it.
+    canonical: dict[str, Any] | None = None
 
     def where(self, *path: str | int) -> Location:
         return self.document.where(path)

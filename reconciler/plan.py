@@ -160,7 +160,7 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
     for r in (r for r in resources if r.address.is_stream):
         name = r.address.stream_name
         before = live_streams.get(name)
-        after = canonical_stream(r.config, server)
+        after = dict(r.canonical) if r.canonical is not None else canonical_stream(r.config, server)
         for kept in r.keep_live:
             after.pop(kept, None)
             if before is not None and kept in before:
@@ -189,7 +189,10 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
         live_stream = live_streams.get(stream_name, {})
         stream_after = desired_streams.get(stream_name, live_stream)
         raw = live.consumers.get(stream_name, {}).get(r.address.name)
-        after = canonical_consumer(r.config, stream_after)
+        if r.canonical is not None and stream_name in desired_streams:
+            after = dict(r.canonical)
+        else:
+            after = canonical_consumer(r.config, stream_after)
         if raw is None:
             change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
         elif stream_name in replaced:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import schema
-from .canonical import CONSUMER_DEFAULTS, canonical_stream
+from .canonical import CONSUMER_DEFAULTS, canonical_consumer, canonical_stream
 from .errors import ManifestError, Problem
 from .kinds import KINDS
 from .load import Document
@@ -33,7 +33,20 @@ def validate(documents: Iterable[Document]) -> list[Resource]:
     problems += _check_set(resources)  # on the documents that passed, so all problems show at once
     if problems:
         raise ManifestError(problems)
+    _make_canonical(resources)
     return resources
+
+
+def _make_canonical(resources: list[Resource]) -> None:
+    """The canonical forms no server version changes: of a stream without sources (the server only
+    decides the duplicate window of sourced ones), and of a consumer on such a declared stream."""
+    streams = {}
+    for r in resources:
+        if r.address.is_stream and not r.config.get("sources"):
+            r.canonical = streams[r.address.stream_name] = canonical_stream(r.config, Server())
+    for r in resources:
+        if r.address.kind == "consumer" and r.address.stream in streams:
+            r.canonical = canonical_consumer(r.config, streams[r.address.stream])
 
 
 def _problem(doc: Document, path: tuple, message: str, resource: str = "") -> Problem:
