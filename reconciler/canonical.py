@@ -84,7 +84,7 @@ def _strip(value: Any) -> Any:
             if not item:
                 continue
         elif isinstance(item, list):
-            item = [_strip(x) if isinstance(x, (dict, list)) else x for x in item]
+            item = _strip(item)
         out[key] = item
     return out
 

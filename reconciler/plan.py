@@ -153,13 +153,12 @@ def make_plan(
 def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune: bool) -> Plan:
     server = live.server
     changes: dict[Address, ResourceChange] = {}
-    live_streams = _LiveStreams(live)
     desired_streams: dict[str, dict] = {}  # stream name -> canonical desired config (for consumer defaults)
     declared_consumers = {r.address for r in resources if r.address.kind == "consumer"}
 
     for r in (r for r in resources if r.address.is_stream):
         name = r.address.stream_name
-        before = live_streams.get(name)
+        before = live.canonical_stream(name)
         after = dict(r.canonical) if r.canonical is not None else canonical_stream(r.config, server)
         for kept in r.keep_live:
             after.pop(kept, None)
@@ -186,13 +185,10 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
     replaced = {c.address.stream_name for c in changes.values() if c.action is Action.REPLACE}
     for r in (r for r in resources if r.address.kind == "consumer"):
         stream_name = r.address.stream
-        live_stream = live_streams.get(stream_name, {})
+        live_stream = live.canonical_stream(stream_name) or {}
         stream_after = desired_streams.get(stream_name, live_stream)
         raw = live.consumers.get(stream_name, {}).get(r.address.name)
-        if r.canonical is not None and stream_name in desired_streams:
-            after = dict(r.canonical)
-        else:
-            after = canonical_consumer(r.config, stream_after)
+        after = dict(r.canonical) if r.canonical is not None else canonical_consumer(r.config, stream_after)
         if raw is None:
             change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
         elif stream_name in replaced:
@@ -215,12 +211,12 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
         if address.is_stream:
             body = full_stream(address.stream_name, desired, server)
             mirror = desired.get("mirror") or {}
-            origin = desired_streams.get(mirror.get("name"), live_streams.get(mirror.get("name")))
+            origin = desired_streams.get(mirror.get("name"), live.canonical_stream(mirror.get("name")))
             if origin is not None and not mirror.get("external"):
                 # Server-managed, so never compared; but pedantic (2.11+) wants it to match the origin.
                 body["mirror_direct"] = bool(origin.get("allow_direct"))
         else:
-            stream_after = desired_streams.get(address.stream, live_streams.get(address.stream, {}))
+            stream_after = desired_streams.get(address.stream, live.canonical_stream(address.stream) or {})
             body = full_consumer(address.name, desired, stream_after, server)
             pause = change.resource.config.get("pause_until") if change.resource else None
             if pause and change.action in (Action.CREATE, Action.REPLACE):
@@ -231,17 +227,6 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
         for change in _prunes(resources, live, set_name):
             changes[change.address] = change
     return Plan(_order(list(changes.values()), live), server, set_name, prune)
-
-
-class _LiveStreams:
-    """Canonical live stream configs by name, as `dict.get` reads them (made once, by LiveState)."""
-
-    def __init__(self, live: LiveState):
-        self.live = live
-
-    def get(self, name: str | None, default: dict | None = None) -> dict | None:
-        found = self.live.canonical_stream(name)
-        return default if found is None else found
 
 
 def _diff_change(
