@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nats
 
 CLI = [sys.executable, "-m", "reconciler"]
+LOCK_STREAM = "KV_nats_reconcile"  # apply's lock: the key apply.<set> of the KV bucket nats_reconcile
+LOCK_SUBJECT = "$KV.nats_reconcile.apply.default"
 
 
 def run_cli(
@@ -76,3 +80,19 @@ def server_snapshot(url: str) -> dict[str, Any]:
             "consumers": {c: consumer_config(url, name, c) for c in consumer_names(url, name)},
         }
     return snapshot
+
+
+def lock_message(url: str, fetch: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The lock key's last message as the server stores it, or None when nothing is stored.
+    `fetch`: another request function (the cluster tests' one, which polls through failures)."""
+    answer = (fetch or request)(url, f"$JS.API.STREAM.MSG.GET.{LOCK_STREAM}", {"last_by_subj": LOCK_SUBJECT})
+    return None if "error" in answer else answer["message"]
+
+
+def lock_is_held(url: str, fetch: Callable[..., dict[str, Any]] | None = None) -> bool:
+    """Whether the lock key holds a holder (not a delete, a purge or a TTL marker)."""
+    message = lock_message(url, fetch)
+    if message is None:
+        return False
+    headers = base64.b64decode(message.get("hdrs") or "").decode()
+    return "KV-Operation" not in headers and "Nats-Marker-Reason" not in headers

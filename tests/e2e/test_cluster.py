@@ -5,7 +5,7 @@ Every test gets a fresh cluster (tests/cluster.py) whose three nats-server proce
 
 from __future__ import annotations
 
-import base64
+import functools
 import os
 import re
 import subprocess
@@ -17,12 +17,10 @@ import pytest
 from reconciler.lock import bucket_config
 from tests.cluster import Cluster, request, start_slow_apply
 from tests.cluster import cluster as cluster  # the fixture
-from tests.helpers import CLI, run_cli, write
+from tests.helpers import CLI, LOCK_STREAM, lock_is_held, run_cli, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
-LOCK_STREAM = "KV_nats_reconcile"
-LOCK_SUBJECT = "$KV.nats_reconcile.apply.default"
 ROOT = Path(__file__).resolve().parents[2]
 
 R3 = """
@@ -89,14 +87,6 @@ def leader_of(cluster: Cluster, stream: str) -> int:
     """Index of the node that leads `stream` (server_name n1..n3)."""
     info = cluster.stream_info(stream)
     return int(info["cluster"]["leader"][1:]) - 1
-
-
-def lock_is_held(url: str) -> bool:
-    answer = request(url, f"$JS.API.STREAM.MSG.GET.{LOCK_STREAM}", {"last_by_subj": LOCK_SUBJECT}, 5)
-    if "error" in answer:
-        return False
-    headers = base64.b64decode(answer["message"].get("hdrs") or "").decode()
-    return "KV-Operation" not in headers and "Nats-Marker-Reason" not in headers
 
 
 def many_r3(directory: Path, count: int) -> Path:
@@ -293,7 +283,7 @@ def test_node_restart_in_the_middle_of_an_apply(cluster, tmp_path):
     cluster.wait_listed()
     apply_ok(cluster.urls, directory)
     plan_clean(cluster.urls, directory)
-    assert not lock_is_held(cluster.any_url())
+    assert not lock_is_held(cluster.any_url(), functools.partial(request, timeout=5))
 
 
 def test_no_quorum_fails_clearly_and_in_bounded_time_then_converges(cluster, tmp_path):
@@ -372,5 +362,5 @@ def test_concurrent_starters_on_a_cluster_apply_once(cluster, tmp_path, lock_rep
     assert len(applied) == 1, [out for out, _, _ in results]
     assert all("No changes" in out for out, _, _ in results if "Applied:" not in out)
     assert cluster.stream_info(LOCK_STREAM)["config"]["num_replicas"] == lock_replicas
-    assert not lock_is_held(cluster.any_url())
+    assert not lock_is_held(cluster.any_url(), functools.partial(request, timeout=5))
     plan_clean(cluster.urls, manifests)

@@ -13,30 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLI, consumer_config, request, run_cli, stream_config, stream_names, write
+from tests.helpers import (
+    CLI,
+    LOCK_STREAM,
+    consumer_config,
+    lock_is_held,
+    request,
+    run_cli,
+    stream_config,
+    stream_names,
+    write,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK_STREAM = "KV_nats_reconcile"
-LOCK_SUBJECT = "$KV.nats_reconcile.apply.default"
 STARTERS = 24
-
-
-def lock_value(url: str) -> dict | None:
-    """The lock key's last message as the server stores it, or None when nothing is stored."""
-    answer = request(url, f"$JS.API.STREAM.MSG.GET.{LOCK_STREAM}", {"last_by_subj": LOCK_SUBJECT})
-    return None if "error" in answer else answer["message"]
-
-
-def lock_is_held(url: str) -> bool:
-    import base64
-
-    message = lock_value(url)
-    if message is None:
-        return False
-    headers = base64.b64decode(message.get("hdrs") or "").decode()
-    return "KV-Operation" not in headers and "Nats-Marker-Reason" not in headers
 
 
 def many_streams(directory: Path, count: int, consumers: bool = False) -> Path:

@@ -5,7 +5,6 @@ or never answers. Every run is bounded: each subprocess has a timeout and wall t
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -23,12 +22,17 @@ from reconciler.connection import ConnectOptions, connect
 from reconciler.devserver import free_port
 from reconciler.errors import ConnectError, TimeoutError_
 from tests.cluster import start_slow_apply
-from tests.helpers import CLI, consumer_config, request, run_cli, stream_names, write
+from tests.helpers import (
+    CLI,
+    consumer_config,
+    lock_is_held,
+    lock_message,
+    run_cli,
+    stream_names,
+    write,
+)
 
 pytestmark = pytest.mark.e2e
-
-LOCK_STREAM = "KV_nats_reconcile"
-LOCK_SUBJECT = "$KV.nats_reconcile.apply.default"
 
 
 def many_streams(directory: Path, count: int) -> Path:
@@ -39,19 +43,6 @@ def many_streams(directory: Path, count: int) -> Path:
     ]
     write(directory, "streams.yaml", "---\n".join(docs))
     return directory
-
-
-def lock_message(url: str) -> dict | None:
-    answer = request(url, f"$JS.API.STREAM.MSG.GET.{LOCK_STREAM}", {"last_by_subj": LOCK_SUBJECT})
-    return None if "error" in answer else answer["message"]
-
-
-def lock_is_held(url: str) -> bool:
-    message = lock_message(url)
-    if message is None:
-        return False
-    headers = base64.b64decode(message.get("hdrs") or "").decode()
-    return "KV-Operation" not in headers and "Nats-Marker-Reason" not in headers
 
 
 def assert_clear_failure(result: subprocess.CompletedProcess[str] | tuple[int, str, str]) -> str:
