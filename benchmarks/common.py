@@ -108,26 +108,6 @@ async def raw_create(
         await nc.close()
 
 
-async def wipe(url: str) -> None:
-    nc = await nats.connect(url)
-    try:
-        msg = await nc.request("$JS.API.STREAM.NAMES", b"", timeout=10)
-        names = json.loads(msg.data).get("streams") or []
-        offset = len(names)
-        while True:
-            msg = await nc.request(
-                "$JS.API.STREAM.NAMES", json.dumps({"offset": offset}).encode(), timeout=10
-            )
-            more = json.loads(msg.data).get("streams") or []
-            if not more:
-                break
-            names += more
-            offset += len(more)
-        await asyncio.gather(*(nc.request(f"$JS.API.STREAM.DELETE.{n}", b"", timeout=10) for n in names))
-    finally:
-        await nc.close()
-
-
 def table(headers: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |"

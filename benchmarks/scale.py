@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,6 @@ from .common import (
     median,
     raw_create,
     table,
-    wipe,
     write_manifests,
 )
 from .floor import raw_observe
@@ -81,7 +81,7 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
             consumers = [(c.address.stream, c.body) for c in plan.changes if not c.address.is_stream]
             floor_apply, ours_apply = [], []
             for _ in range(repeats):
-                # Each on a server of its own: creates after a wipe wait on the deletes' disk work.
+                # Each on a server of its own, as deletes before creates would leave the disk busy.
                 with bench_server() as empty:
                     started = time.perf_counter()
                     await raw_create(empty.url, streams, consumers, concurrency=16)
@@ -95,8 +95,7 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
                         ours_apply.append(time.perf_counter() - started)
                     finally:
                         await fresh.close()
-            full_apply_s = time.perf_counter()
-            await wipe(server.url)
+            full_apply_s = time.perf_counter()  # on the first server, still empty
             await api.apply(paths, conn)
             full_apply_s = time.perf_counter() - full_apply_s
 
@@ -112,6 +111,7 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
         # (c) the pre-start hook: the CLI's no-op apply, against bare processes.
         compile_bytecode()
         cli = _cli_times(server.url, paths[0], work / "cache")
+    shutil.rmtree(work, ignore_errors=True)
     return {
         "size": size,
         "load": load_s,
