@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -79,6 +81,14 @@ class Connection:
         self.prefix = options.api_prefix
         self.timeout = options.timeout
         self.requests = 0  # API requests sent, for tests and benchmarks
+        # Our own reply multiplexer: one wildcard subscription, a future per request and one timer
+        # each. nats-py's request() wraps every call in asyncio.wait_for and a fresh NUID, which was
+        # most of the client's time when a plan lists a thousand streams' consumers.
+        self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._reply_prefix = nc.new_inbox()
+        self._reply_sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()  # the first requests are sent concurrently (observe)
+        self._sent = 0
 
     @property
     def server_version(self) -> str:
@@ -110,10 +120,40 @@ class Connection:
                 delay = min(delay * 2, 3.0)
         raise AssertionError("unreachable")
 
+    async def _on_reply(self, msg: Msg) -> None:
+        waiting = self._replies.pop(msg.subject, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(msg)
+
+    async def _reply_inbox(self) -> str:
+        if self._reply_sub is None:
+            async with self._subscribing:
+                if self._reply_sub is None:
+                    self._reply_sub = await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
+        self._sent += 1
+        return f"{self._reply_prefix}.{self._sent}"
+
+    async def _exchange(self, subject: str, payload: bytes) -> Msg:
+        """One request and its reply, through our multiplexer."""
+        inbox = await self._reply_inbox()
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[Msg] = loop.create_future()
+        self._replies[inbox] = waiting
+        timer = loop.call_later(self.timeout, _expire, waiting)
+        try:
+            await self.nc.publish(subject, payload, reply=inbox)
+            msg = await waiting
+        finally:
+            timer.cancel()
+            self._replies.pop(inbox, None)
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise NoRespondersError
+        return msg
+
     async def _request_once(self, subject: str, payload: bytes) -> dict[str, Any]:
         self.requests += 1
         try:
-            msg = await self.nc.request(subject, payload, timeout=self.timeout)
+            msg = await self._exchange(subject, payload)
         except NoRespondersError as exc:
             raise ConnectError(
                 f"no JetStream responded on {subject}: is JetStream enabled"
@@ -147,6 +187,11 @@ class Connection:
                 await asyncio.wait_for(self.nc.drain(), timeout=2)
             except Exception:  # closing is best effort; the process is ending anyway
                 await self.nc.close()
+
+
+def _expire(waiting: asyncio.Future[Msg]) -> None:
+    if not waiting.done():
+        waiting.set_exception(NatsTimeout())
 
 
 def _tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
