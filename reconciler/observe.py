@@ -48,16 +48,33 @@ class LiveState:
 
 async def _paged(conn: Connection, api: str, key: str) -> tuple[list[dict], list[str]]:
     """Every item of a paged LIST call, and the names the server listed as `missing`: on a cluster,
-    those whose leader did not answer in time. They exist; they must never be taken for absent."""
+    those whose leader did not answer in time. They exist; they must never be taken for absent.
+
+    The first page says how many there are and how many a page holds; the other pages are then asked
+    for at once rather than one after another. Whatever changed meanwhile is picked up one page at a
+    time, as before."""
     items: list[dict] = []
     missing: list[str] = []
-    while True:
-        page = await conn.request(api, {"offset": len(items) + len(missing)})
+
+    def take(page: dict) -> bool:
         batch, gone = page.get(key) or [], page.get("missing") or []
-        items += batch
-        missing += gone
-        if not (batch or gone) or len(items) + len(missing) >= int(page.get("total", 0)):
-            return items, missing
+        items.extend(batch)
+        missing.extend(gone)
+        return bool(batch or gone)
+
+    first = await conn.request(api, {"offset": 0})
+    if not take(first):
+        return items, missing
+    size, total = len(items) + len(missing), int(first.get("total", 0))
+    offsets = range(size, total, size)
+    for page in await asyncio.gather(*(conn.request(api, {"offset": o}) for o in offsets)):
+        take(page)
+    while len(items) + len(missing) < total:  # the list grew while it was read
+        page = await conn.request(api, {"offset": len(items) + len(missing)})
+        total = int(page.get("total", 0))
+        if not take(page):
+            break
+    return items, missing
 
 
 async def _info(conn: Connection, api: str, what: str) -> dict:
@@ -86,40 +103,54 @@ async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -
 
 
 async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> LiveState:
-    account = await conn.request("INFO")
-    clustered = bool(conn.nc._server_info.get("cluster"))
-    state = LiveState(Server.from_info(conn.server_version, account, clustered), account=account)
     wanted = None if consumers_of is None else set(consumers_of)
-    listed, missing = await _paged(conn, "STREAM.LIST", "streams")
-    for info in listed:
-        config = info.get("config") or {}
-        if config.get("name"):
-            state.streams[config["name"]] = config
     gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def stream_info(name: str) -> None:
-        async with gate:
-            with contextlib.suppress(ApiError):  # deleted since it was listed
-                state.streams[name] = await _info(conn, f"STREAM.INFO.{name}", f"stream {name}")
-
-    await asyncio.gather(*(stream_info(n) for n in missing if wanted is None or n in wanted))
+    consumers: dict[str, dict[str, dict]] = {}
 
     async def list_consumers(stream: str) -> None:
         async with gate:
             try:
                 found, gone = await _paged(conn, f"CONSUMER.LIST.{stream}", "consumers")
             except ApiError as exc:
-                if exc.err_code == 10059:  # deleted between the two calls
+                if exc.err_code == 10059:  # no such stream (any more)
                     return
                 raise
-        consumers = {c["name"]: c.get("config") or {} for c in found if c.get("name")}
+        listed = {c["name"]: c.get("config") or {} for c in found if c.get("name")}
         for name in gone:
             with contextlib.suppress(ApiError):
-                consumers[name] = await _info(
+                listed[name] = await _info(
                     conn, f"CONSUMER.INFO.{stream}.{name}", f"consumer {stream}/{name}"
                 )
-        state.consumers[stream] = consumers
+        consumers[stream] = listed
 
-    streams = sorted(state.streams if wanted is None else wanted & set(state.streams))
-    await asyncio.gather(*(list_consumers(s) for s in streams))
+    # The streams whose consumers we want are known up front (the manifests'), so their consumers are
+    # listed while the streams are: a stream that does not exist answers 10059 and is left out.
+    early = [asyncio.ensure_future(list_consumers(s)) for s in sorted(wanted or ())]
+    listing = asyncio.ensure_future(_paged(conn, "STREAM.LIST", "streams"))
+    try:
+        account = await conn.request("INFO")  # the first error said is INFO's, as without the overlap
+        listed, missing = await listing
+        clustered = bool(conn.nc._server_info.get("cluster"))
+        state = LiveState(Server.from_info(conn.server_version, account, clustered), account=account)
+        for info in listed:
+            config = info.get("config") or {}
+            if config.get("name"):
+                state.streams[config["name"]] = config
+
+        async def stream_info(name: str) -> None:
+            async with gate:
+                with contextlib.suppress(ApiError):  # deleted since it was listed
+                    state.streams[name] = await _info(conn, f"STREAM.INFO.{name}", f"stream {name}")
+
+        await asyncio.gather(*(stream_info(n) for n in missing if wanted is None or n in wanted))
+        late = [] if wanted is not None else [list_consumers(s) for s in sorted(state.streams)]
+        await asyncio.gather(*early, *late)
+    finally:  # on an error, nothing is left running behind the caller's back, nor an error unheard
+        for task in [listing, *early]:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved, or asyncio would log it (with a traceback) at exit
+    # Only the consumers of streams the listing saw: one created in between is not there yet.
+    state.consumers = {s: consumers[s] for s in sorted(state.streams) if s in consumers}
     return state
