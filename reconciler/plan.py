@@ -111,7 +111,10 @@ def _marker(config: dict | None) -> str | None:
 
 
 def _without_marker(config: dict) -> dict:
-    """A shallow copy without our marker: plans never change the configs they hold."""
+    """The config without our marker: a shallow copy when it has one, else the config itself (plans
+    never change the configs they hold)."""
+    if MARKER not in (config.get("metadata") or ()):
+        return config
     out = dict(config)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k != MARKER}
     if meta:
@@ -159,7 +162,9 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
     for r in (r for r in resources if r.address.is_stream):
         name = r.address.stream_name
         before = live.canonical_stream(name)
-        after = dict(r.canonical) if r.canonical is not None else canonical_stream(r.config, server)
+        after = r.canonical if r.canonical is not None else canonical_stream(r.config, server)
+        if r.keep_live:
+            after = dict(after)  # the resource's own canonical form stays as it is
         for kept in r.keep_live:
             after.pop(kept, None)
             if before is not None and kept in before:
@@ -188,7 +193,7 @@ def _make_plan(resources: list[Resource], live: LiveState, set_name: str, prune:
         live_stream = live.canonical_stream(stream_name) or {}
         stream_after = desired_streams.get(stream_name, live_stream)
         raw = live.consumers.get(stream_name, {}).get(r.address.name)
-        after = dict(r.canonical) if r.canonical is not None else canonical_consumer(r.config, stream_after)
+        after = r.canonical if r.canonical is not None else canonical_consumer(r.config, stream_after)
         if raw is None:
             change = ResourceChange(r.address, Action.CREATE, None, after, resource=r)
         elif stream_name in replaced:
