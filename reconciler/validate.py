@@ -326,6 +326,17 @@ def _check_consumers_of(
                     "apply to a push consumer with ack_policy none"
                 )
                 out.append(Problem(r.where("spec", "ack_policy"), why, str(r.address), "spec.ack_policy"))
+    if sc.get("retention") in ("workqueue", "interest"):
+        replicas = sc.get("num_replicas") or 1
+        for r in group:
+            # 10134: on these streams a consumer keeps the stream's replica count (0 inherits it).
+            if r.config.get("num_replicas") and r.config["num_replicas"] != replicas:
+                kind = "work-queue" if sc["retention"] == "workqueue" else "interest"
+                why = (
+                    f"consumers of {kind} stream {stream_name} must have its replica count "
+                    f"({replicas}) or leave num_replicas out"
+                )
+                out.append(Problem(r.where("spec", "num_replicas"), why, str(r.address), "spec.num_replicas"))
     if sc.get("retention") != "workqueue":
         return out
     where = f"work-queue stream {stream_name}"

@@ -69,6 +69,22 @@ spec:
   num_replicas: 1
 """
 
+WQ_REPLICAS_MISMATCH = """
+kind: Stream
+name: WQ
+spec:
+  subjects: ["wq.>"]
+  retention: workqueue
+  num_replicas: 3
+---
+kind: Consumer
+stream: WQ
+name: single
+spec:
+  num_replicas: 1
+  ack_policy: explicit
+"""
+
 
 def apply_ok(urls: str, *paths: Path, timeout: float = 90, extra: tuple[str, ...] = ()) -> str:
     result = run_cli("apply", *map(str, paths), *extra, url=urls, timeout=timeout)
@@ -136,6 +152,29 @@ def test_r3_resources_apply_then_plan_clean(cluster, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     # From another node's point of view too: a client connected to n3 sees the same.
     plan_clean(cluster.url(2), manifests)
+    # An R1 consumer on the R3 work-queue stream JOBS: the server refuses it (10134) ...
+    refused = request(
+        cluster.url(0),
+        "$JS.API.CONSUMER.CREATE.JOBS.single",
+        {
+            "stream_name": "JOBS",
+            "config": {
+                "durable_name": "single",
+                "ack_policy": "explicit",
+                "filter_subject": "jobs.single",
+                "num_replicas": 1,
+            },
+        },
+        timeout=10,
+    )
+    assert refused["error"]["err_code"] == 10134, refused
+    # ... so a manifest set with one on a new R3 work-queue stream is refused before anything is sent.
+    write(manifests, "wq.yaml", WQ_REPLICAS_MISMATCH)
+    result = run_cli("apply", str(manifests), url=cluster.urls, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "wq.yaml:12:3:" in result.stderr and "spec.num_replicas" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert cluster.stream_info("WQ")["error"]["err_code"] == 10059  # the stream was not created either
 
 
 def test_placement_applies_and_plans_clean(cluster, tmp_path):

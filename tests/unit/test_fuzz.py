@@ -573,9 +573,13 @@ def valid_manifest_set(draw: st.DrawFn) -> list[dict]:
         streams.append(stream["name"])
         count = draw(st.integers(0, 3))
         for j in range(count):
-            documents.append(
-                draw(consumer_document(stream["name"], prefix, workqueue, i * 10 + j, alone=count == 1))
+            consumer = draw(
+                consumer_document(stream["name"], prefix, workqueue, i * 10 + j, alone=count == 1)
             )
+            if stream["spec"]["retention"] != "limits" and consumer["spec"].get("num_replicas"):
+                # 10134: a consumer of a work-queue or interest stream keeps the stream's replica count.
+                consumer["spec"]["num_replicas"] = stream["spec"].get("num_replicas") or 1
+            documents.append(consumer)
     for i in range(draw(st.integers(0, 2))):
         documents.append({"kind": "KeyValue", "name": f"kv{i}{draw(NAME_SUFFIX)}", "spec": draw(KV_SPEC)})
     for i in range(draw(st.integers(0, 2))):

@@ -700,6 +700,45 @@ def test_overlapping_filters_are_fine_on_a_limits_stream():
     assert len(resources(text)) == 4
 
 
+@pytest.mark.parametrize(("retention", "kind"), [("workqueue", "work-queue"), ("interest", "interest")])
+def test_consumer_replicas_must_match_a_workqueue_or_interest_stream(retention, kind):
+    # 10134 on every version: the stream would be created, then its consumer refused.
+    text = jobs(retention, "  num_replicas: 3\n") + jobs_consumer(
+        "c", "ack_policy: explicit\nfilter_subject: jobs.a\nnum_replicas: 1"
+    )
+    assert only(text) == (
+        14,
+        "consumer/JOBS/c",
+        "spec.num_replicas",
+        f"consumers of {kind} stream JOBS must have its replica count (3) or leave num_replicas out",
+    )
+
+
+@pytest.mark.parametrize(
+    ("retention", "stream_replicas", "consumer_replicas"),
+    [
+        ("workqueue", "", ""),  # inherits
+        ("workqueue", "  num_replicas: 3\n", "\nnum_replicas: 3"),
+        ("workqueue", "", "\nnum_replicas: 1"),  # the stream's default, 1
+        ("interest", "  num_replicas: 3\n", "\nnum_replicas: 0"),  # 0 inherits
+        ("limits", "  num_replicas: 3\n", "\nnum_replicas: 1"),  # allowed on a limits stream
+    ],
+)
+def test_consumer_replicas_the_server_takes(retention, stream_replicas, consumer_replicas):
+    text = jobs(retention, stream_replicas) + jobs_consumer(
+        "c", "ack_policy: explicit\nfilter_subject: jobs.a" + consumer_replicas
+    )
+    assert len(resources(text)) == 2
+
+
+def test_consumer_replicas_against_a_workqueue_stream_on_the_server():
+    live = {"JOBS": {"name": "JOBS", "subjects": ["jobs.>"], "retention": "workqueue", "num_replicas": 3}}
+    rs = resources(jobs_consumer("c", "ack_policy: explicit\nnum_replicas: 1"))
+    with pytest.raises(ManifestError) as caught:
+        check_against_server(rs, live, NEW)
+    assert [p.field for p in caught.value.problems] == ["spec.num_replicas"]
+
+
 def test_consumers_of_an_undeclared_stream_are_left_to_the_server_check():
     text = jobs_consumer("a", "filter_subject: x") + jobs_consumer("b", "filter_subject: x")
     assert len(resources(text)) == 2
