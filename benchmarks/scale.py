@@ -28,7 +28,7 @@ from .common import (
     table,
     write_manifests,
 )
-from .floor import raw_observe
+from .floor import raw_observe, server_reads
 
 CLI_RUNS = 9
 PLAN_RUNS = 15  # (a) is short: many turns, so that the fastest of each is an undisturbed one
@@ -56,10 +56,11 @@ def _cli_times(url: str, manifests: Path, cache: Path) -> dict[str, float]:
         "cli_floor_reads": ([sys.executable, str(FLOOR_SCRIPT), url, "reads"], env),
     }
     _run(cli, env)  # fills the load cache
-    times: dict[str, list[float]] = {key: [] for key in commands}
+    times: dict[str, list[float]] = {key: [] for key in [*commands, "server_reads"]}
     for _ in range(CLI_RUNS):
         for key, (command, command_env) in commands.items():
             times[key].append(_run(command, command_env))
+        times["server_reads"].append(server_reads(url))
     return {key: median(values) for key, values in times.items()}
 
 
@@ -154,6 +155,8 @@ def run(sizes: list[int]) -> str:
                 f"{r['cli'] / r['cli_floor']:.2f}x",
                 f"{_ms(r['cli_floor_reads'])} ms",
                 f"{r['cli'] / r['cli_floor_reads']:.2f}x",
+                f"{r['cli_floor_reads'] / r['cli_floor']:.2f}x",
+                f"{_ms(r['server_reads'])} ms",
                 f"{_ms(r['cli_cold'])} ms",
                 f"{r['cli_cold'] / r['cli_floor_reads']:.2f}x",
             ]
@@ -176,6 +179,8 @@ def run(sizes: list[int]) -> str:
         "ratio",
         "floor: the plan's reads",
         "ratio",
+        "reads floor / 1-request floor",
+        "server's time for the reads",
         "CLI, load cache off",
         "ratio to reads",
     ]
