@@ -89,9 +89,9 @@ async def _connected(connection: ConnectOptions | Connection):
 async def _observe_and_plan(
     conn: Connection, resources: list[Resource], set_name: str, prune: bool
 ) -> tuple[LiveState, Plan]:
-    streams = {r.address.stream_name for r in resources if r.address.is_stream}
-    streams |= {r.address.stream for r in resources if r.address.kind == "consumer"}
-    live = await observe(conn, None if prune else streams)
+    with_consumers = {r.address.stream for r in resources if r.address.kind == "consumer"}
+    streams = with_consumers | {r.address.stream_name for r in resources if r.address.is_stream}
+    live = await observe(conn, None if prune else streams, early=with_consumers)
     check_against_server(resources, live.streams, live.server, live.consumers)
     return live, make_plan(resources, live, set_name=set_name, prune=prune)
 

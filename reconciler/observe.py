@@ -96,14 +96,19 @@ async def _info(conn: Connection, api: str, what: str) -> dict:
     raise AssertionError("unreachable")
 
 
-async def observe(conn: Connection, consumers_of: Iterable[str] | None = None) -> LiveState:
-    """Live state. Consumers are listed for the streams in `consumers_of` that exist (all when None)."""
+async def observe(
+    conn: Connection, consumers_of: Iterable[str] | None = None, *, early: Iterable[str] = ()
+) -> LiveState:
+    """Live state. Consumers are listed for the streams in `consumers_of` (all when None) that exist
+    and have any. Those in `early` (the streams the manifests declare consumers of) are listed at once,
+    while the streams are; the others once the stream listing says they have consumers."""
     with paused_gc():  # the state is many decoded JSON objects, kept, and no cycles
-        return await _observe(conn, consumers_of)
+        return await _observe(conn, consumers_of, early)
 
 
-async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> LiveState:
+async def _observe(conn: Connection, consumers_of: Iterable[str] | None, early: Iterable[str]) -> LiveState:
     wanted = None if consumers_of is None else set(consumers_of)
+    at_once = {s for s in early if wanted is None or s in wanted}
     gate = asyncio.Semaphore(CONCURRENCY)
     consumers: dict[str, dict[str, dict]] = {}
 
@@ -123,19 +128,20 @@ async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> Live
                 )
         consumers[stream] = listed
 
-    # The streams whose consumers we want are known up front (the manifests'), so their consumers are
-    # listed while the streams are: a stream that does not exist answers 10059 and is left out.
-    early = [asyncio.ensure_future(list_consumers(s)) for s in sorted(wanted or ())]
+    # A stream in `early` that does not exist answers 10059 and is left out.
+    first = [asyncio.ensure_future(list_consumers(s)) for s in sorted(at_once)]
     listing = asyncio.ensure_future(_paged(conn, "STREAM.LIST", "streams"))
     try:
         account = await conn.request("INFO")  # the first error said is INFO's, as without the overlap
         listed, missing = await listing
         clustered = bool(conn.nc._server_info.get("cluster"))
         state = LiveState(Server.from_info(conn.server_version, account, clustered), account=account)
+        counts: dict[str, int | None] = {}  # consumers per stream, as listed; None: not said
         for info in listed:
             config = info.get("config") or {}
             if config.get("name"):
                 state.streams[config["name"]] = config
+                counts[config["name"]] = (info.get("state") or {}).get("consumer_count")
 
         async def stream_info(name: str) -> None:
             async with gate:
@@ -143,14 +149,23 @@ async def _observe(conn: Connection, consumers_of: Iterable[str] | None) -> Live
                     state.streams[name] = await _info(conn, f"STREAM.INFO.{name}", f"stream {name}")
 
         await asyncio.gather(*(stream_info(n) for n in missing if wanted is None or n in wanted))
-        late = [] if wanted is not None else [list_consumers(s) for s in sorted(state.streams)]
-        await asyncio.gather(*early, *late)
+        later = [
+            list_consumers(s)
+            for s in sorted(state.streams)
+            if (wanted is None or s in wanted) and s not in at_once and counts.get(s) != 0
+        ]
+        await asyncio.gather(*first, *later)
     finally:  # on an error, nothing is left running behind the caller's back, nor an error unheard
-        for task in [listing, *early]:
+        for task in [listing, *first]:
             if not task.done():
                 task.cancel()
             elif not task.cancelled():
                 task.exception()  # retrieved, or asyncio would log it (with a traceback) at exit
-    # Only the consumers of streams the listing saw: one created in between is not there yet.
-    state.consumers = {s: consumers[s] for s in sorted(state.streams) if s in consumers}
+    # Only the consumers of streams the listing saw: one created in between is not there yet. A wanted
+    # stream the listing said has none has an empty list, as if it had been asked.
+    state.consumers = {
+        s: consumers.get(s, {})
+        for s in sorted(state.streams)
+        if s in consumers or ((wanted is None or s in wanted) and counts.get(s) == 0)
+    }
     return state
