@@ -25,6 +25,15 @@ FIELDS = {
     "jetstream_api_prefix": "js_api_prefix",
     "inbox_prefix": "inbox_prefix",
 }
+# Settings the nats CLI knows and we do not. Ignoring one would connect differently from `nats` (no
+# proxy, other credentials), so a context that sets one is refused, naming the setting, never its value.
+UNSUPPORTED = {
+    "nsc": "an nsc:// credentials lookup",
+    "user_jwt": "a user JWT given inline",
+    "socks_proxy": "a SOCKS proxy",
+    "windows_cert_store": "the Windows certificate store",
+    "windows_cert_match": "the Windows certificate store",
+}
 
 
 def config_dir() -> Path:
@@ -61,6 +70,19 @@ def load_context(name: str | None) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ReconcileError(f"nats context {name!r} ({path}) is not a JSON object")
+    for key, what in UNSUPPORTED.items():
+        if data.get(key) not in (None, "", False):
+            raise ReconcileError(
+                f"nats context {name!r} ({path}) sets {key!r} ({what}), which nats-reconcile does not "
+                "support; give the server and credentials as url, creds or nkey file paths, user and "
+                "password, or token"
+            )
+    for key in ("creds", "nkey"):
+        if "://" in str(data.get(key) or ""):  # op://, env://, file:// and the like
+            raise ReconcileError(
+                f"nats context {name!r} ({path}) gives {key!r} as a URI, which nats-reconcile does not "
+                "support; give the path of the file"
+            )
     options: dict[str, Any] = {}
     for key, field in FIELDS.items():
         value = data.get(key)

@@ -422,6 +422,37 @@ def test_context_that_is_not_a_json_object_is_a_clear_error(homes, manifests):
     assert "'odd'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"nsc": "nsc://op/acc/user"}, "'nsc'"),
+        ({"user_jwt": CREDS_JWT}, "'user_jwt'"),
+        ({"socks_proxy": f"socks5://{USER}:{PASSWORD}@127.0.0.1:1080"}, "'socks_proxy'"),
+        ({"creds": "op://vault/nats/creds"}, "'creds' as a URI"),
+        ({"nkey": f"env://NKEY_{TOKEN}"}, "'nkey' as a URI"),
+    ],
+)
+def test_unsupported_context_settings_are_refused_by_name(homes, manifests, fields, named):
+    # Ignored, they would connect another way than `nats` does: without the proxy, or as nobody.
+    home = homes()
+    home.select(home.context("odd", url="nats://127.0.0.1:1", **fields))
+    result = home.run("plan", manifests)
+    assert_clean(result, code=1)
+    assert "nats context 'odd'" in result.stderr and named in result.stderr, result.stderr
+    assert "127.0.0.1:1080" not in result.stderr and "vault" not in result.stderr
+
+
+def test_empty_unsupported_settings_are_fine(server_factory, homes, manifests):
+    # `nats context save` writes every setting, the ones not in use as empty strings.
+    server = server_factory()
+    home = homes()
+    empty = {"nsc": "", "user_jwt": "", "socks_proxy": "", "creds": "", "nkey": "", "description": ""}
+    home.select(home.context("plain", url=server.url, **empty))
+    result = home.run("plan", manifests)
+    assert_clean(result, code=0)
+    assert "to create" in result.stdout, result.stdout
+
+
 def test_server_url_precedence(servers, homes, manifests):
     """-s beats NATS_URL beats the context's url; the loser always points at the server that refuses."""
 
