@@ -195,7 +195,7 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         if is_json:
             return _json_without_positions(text, name)
         mark = exc.problem_mark or exc.context_mark
-        location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
+        location = _Lines(text).location(name, mark.line, mark.column) if mark else Location(name)
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         return [], [Problem(location, f"invalid YAML: {reason}")]
     except yaml.reader.ReaderError as exc:  # a control character: say where it is
@@ -205,10 +205,11 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         return [], [Problem(Location(name), f"invalid YAML: {exc}")]
     documents, problems = [], []
     budget = _Budget()  # one per file: many small bombs are one big one
+    lines = _Lines(text)
     for index, node in enumerate(nodes):
         if node is None:
             continue
-        builder = _Builder(name, env, budget)
+        builder = _Builder(name, env, budget, lines)
         data = builder.build(node, (), 0)
         problems += builder.problems
         if builder.problems or data is None:
@@ -234,6 +235,28 @@ def _json_without_positions(text: str, name: str) -> tuple[list[Document], list[
     return [Document(name, i, item, {(): Location(name, 1, 1)}) for i, item in enumerate(items)], []
 
 
+class _Lines:
+    """Marks (0-based YAML line and column) as the lines and columns an editor shows (1-based).
+
+    YAML 1.1, and so libyaml, also breaks lines at NEL, LS and PS (U+0085, U+2028, U+2029); editors
+    and `grep -n` break only at newlines, so after one of those YAML's line numbers run ahead."""
+
+    _BREAKS = re.compile("[\n\x85\u2028\u2029]")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.starts: list[int] | None = None  # offset of each YAML line, when they differ
+        if "\x85" in text or "\u2028" in text or "\u2029" in text:
+            self.starts = [0, *(m.end() for m in self._BREAKS.finditer(text))]
+
+    def location(self, file: str, line: int, column: int) -> Location:
+        if self.starts is None or line >= len(self.starts):
+            return Location(file, line + 1, column + 1)
+        offset = self.starts[line] + column
+        start = self.text.rfind("\n", 0, offset) + 1
+        return Location(file, self.text.count("\n", 0, start) + 1, offset - start + 1)
+
+
 def _position(text: str, position: int, encoding: str | None) -> tuple[int, int]:
     """Line and column (1-based) of a reader error; libyaml counts bytes of the UTF-8 text."""
     before = text.encode("utf-8")[:position].decode("utf-8", "ignore") if encoding else text[:position]
@@ -250,8 +273,11 @@ class _Budget:
 class _Builder:
     """Turns a composed node tree into plain Python values and a path -> Location map."""
 
-    def __init__(self, file: str, env: Mapping[str, str], budget: _Budget | None = None):
+    def __init__(
+        self, file: str, env: Mapping[str, str], budget: _Budget | None = None, lines: _Lines | None = None
+    ):
         self.file = file
+        self.lines = lines
         self.env = env
         self.locations: dict[Path_, Location] = {}
         self.problems: list[Problem] = []
@@ -264,6 +290,8 @@ class _Builder:
 
     def _loc(self, node: Node) -> Location:
         mark = node.start_mark
+        if self.lines is not None:
+            return self.lines.location(self.file, mark.line, mark.column)
         return Location(self.file, mark.line + 1, mark.column + 1)
 
     def _fail(self, node: Node, message: str) -> None:

@@ -185,6 +185,21 @@ def test_malformed_yaml_is_reported_at_its_line(text, position, fragment):
     assert fragment in problems[0].message
 
 
+@pytest.mark.parametrize("brk", ["\x85", "\u2028", "\u2029"])
+def test_positions_after_a_break_only_yaml_counts_are_an_editors(brk):
+    # YAML 1.1 breaks lines at NEL, LS and PS too; editors and grep -n do not.
+    doc = one(f'kind: Stream\nname: S\nspec:\n  description: "a{brk}b"\n  max_age: 1h\n')
+    assert lc(doc, "spec", "max_age") == (5, 3)
+    doc = one(f'kind: Stream\nname: S\nspec: {{description: "é{brk}é", max_age: 1h}}\n')
+    assert lc(doc, "spec", "max_age") == (3, 28)  # characters, not bytes, before it on its line
+
+
+def test_malformed_yaml_after_a_nel_is_reported_at_its_editor_line():
+    docs, problems = parse_text('kind: Stream\nspec: {description: "a\x85b", max_age: [}\n', "m.yaml", {})
+    assert docs == []
+    assert [(p.location.line, p.location.column) for p in problems] == [(2, 38)]
+
+
 # --- environment variables --------------------------------------------------------------------------
 
 
