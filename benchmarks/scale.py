@@ -101,11 +101,9 @@ async def measure(size: int, repeats: int) -> dict[str, float]:
             full_apply_s = time.perf_counter() - full_apply_s
 
             # (a) a no-op plan: observe + diff, against the bare LIST requests (which connect, too).
-            async def our_plan() -> None:
-                with_consumers = {r.address.stream for r in resources if r.address.kind == "consumer"}
-                wanted = with_consumers | {r.address.stream_name for r in resources if r.address.is_stream}
-                live = await observe(conn, wanted, early=with_consumers)  # as api.plan does
-                assert not make_plan(resources, live).has_changes
+            async def our_plan() -> None:  # what api.plan does once the manifests are loaded
+                _, plan = await api._observe_and_plan(conn, resources, "default", prune=False)
+                assert not plan.has_changes
 
             floor_plan, ours_plan = await interleaved(PLAN_RUNS, lambda: raw_observe(server.url), our_plan)
         finally:

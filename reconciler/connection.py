@@ -15,7 +15,6 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -81,14 +80,21 @@ class Connection:
         self.prefix = options.api_prefix
         self.timeout = options.timeout
         self.requests = 0  # API requests sent, for tests and benchmarks
-        # Our own reply multiplexer: one wildcard subscription, a future per request and one timer
-        # each. nats-py's request() wraps every call in asyncio.wait_for and a fresh NUID, which was
-        # most of the client's time when a plan lists a thousand streams' consumers.
+        # Our own reply multiplexer: one wildcard subscription (made by `open`), a future per request
+        # and one timer each. nats-py's request() wraps every call in asyncio.wait_for and a fresh NUID,
+        # which was most of the client's time when a plan lists a thousand streams' consumers.
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._reply_prefix = nc.new_inbox()
-        self._reply_sub: Subscription | None = None
-        self._subscribing = asyncio.Lock()  # the first requests are sent concurrently (observe)
         self._sent = 0
+
+    @classmethod
+    async def open(cls, nc: Client, options: ConnectOptions) -> Connection:
+        conn = cls(nc, options)
+        try:
+            await nc.subscribe(f"{conn._reply_prefix}.*", cb=conn._on_reply)
+        except ConnectionClosedError as exc:
+            raise ConnectError("the connection to the server was closed") from exc
+        return conn
 
     @property
     def server_version(self) -> str:
@@ -125,17 +131,10 @@ class Connection:
         if waiting is not None and not waiting.done():
             waiting.set_result(msg)
 
-    async def _reply_inbox(self) -> str:
-        if self._reply_sub is None:
-            async with self._subscribing:
-                if self._reply_sub is None:
-                    self._reply_sub = await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
-        self._sent += 1
-        return f"{self._reply_prefix}.{self._sent}"
-
     async def _exchange(self, subject: str, payload: bytes) -> Msg:
         """One request and its reply, through our multiplexer."""
-        inbox = await self._reply_inbox()
+        self._sent += 1
+        inbox = f"{self._reply_prefix}.{self._sent}"
         loop = asyncio.get_running_loop()
         waiting: asyncio.Future[Msg] = loop.create_future()
         self._replies[inbox] = waiting
@@ -268,13 +267,15 @@ async def connect(options: ConnectOptions) -> Connection:
                 raise ConnectError(f"cannot connect to {shown}: {_reason(Exception('authorization'))}")
             raise ConnectError(f"cannot connect to {shown}: no server answered within {options.timeout:g}s")
         try:
-            return Connection(attempt.result(), options)
+            nc = attempt.result()
         except (NoServersError, OSError, asyncio.TimeoutError, NatsTimeout) as exc:
             if loop.time() >= deadline:
                 raise ConnectError(f"cannot connect to {shown}: {_reason(exc)}") from None
             await asyncio.sleep(0.3)
         except Exception as exc:  # nats-py raises plain Exceptions for auth and protocol errors
             raise ConnectError(f"cannot connect to {shown}: {_reason(exc)}") from None
+        else:
+            return await Connection.open(nc, options)
 
 
 def _reason(exc: BaseException) -> str:

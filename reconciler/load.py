@@ -189,13 +189,14 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
 
     # libyaml's parser composes the same nodes, with marks, several times faster than the pure-Python one.
     composer = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    lines = _Lines(text)
     try:
         nodes = list(yaml.compose_all(text, Loader=composer))
     except yaml.MarkedYAMLError as exc:
         if is_json:
             return _json_without_positions(text, name)
         mark = exc.problem_mark or exc.context_mark
-        location = _Lines(text).location(name, mark.line, mark.column) if mark else Location(name)
+        location = lines.location(name, mark.line, mark.column) if mark else Location(name)
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         return [], [Problem(location, f"invalid YAML: {reason}")]
     except yaml.reader.ReaderError as exc:  # a control character: say where it is
@@ -205,7 +206,6 @@ def parse_text(text: str, name: str, env: Mapping[str, str]) -> tuple[list[Docum
         return [], [Problem(Location(name), f"invalid YAML: {exc}")]
     documents, problems = [], []
     budget = _Budget()  # one per file: many small bombs are one big one
-    lines = _Lines(text)
     for index, node in enumerate(nodes):
         if node is None:
             continue
@@ -273,15 +273,13 @@ class _Budget:
 class _Builder:
     """Turns a composed node tree into plain Python values and a path -> Location map."""
 
-    def __init__(
-        self, file: str, env: Mapping[str, str], budget: _Budget | None = None, lines: _Lines | None = None
-    ):
+    def __init__(self, file: str, env: Mapping[str, str], budget: _Budget, lines: _Lines):
         self.file = file
         self.lines = lines
         self.env = env
         self.locations: dict[Path_, Location] = {}
         self.problems: list[Problem] = []
-        self.budget = budget or _Budget()
+        self.budget = budget
         import yaml
 
         self.yaml = yaml
@@ -290,9 +288,7 @@ class _Builder:
 
     def _loc(self, node: Node) -> Location:
         mark = node.start_mark
-        if self.lines is not None:
-            return self.lines.location(self.file, mark.line, mark.column)
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        return self.lines.location(self.file, mark.line, mark.column)
 
     def _fail(self, node: Node, message: str) -> None:
         self.problems.append(Problem(self._loc(node), message))

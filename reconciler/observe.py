@@ -149,11 +149,13 @@ async def _observe(conn: Connection, consumers_of: Iterable[str] | None, early: 
                     state.streams[name] = await _info(conn, f"STREAM.INFO.{name}", f"stream {name}")
 
         await asyncio.gather(*(stream_info(n) for n in missing if wanted is None or n in wanted))
-        later = [
-            list_consumers(s)
-            for s in sorted(state.streams)
-            if (wanted is None or s in wanted) and s not in at_once and counts.get(s) != 0
-        ]
+        later = []
+        for s in sorted(state.streams):
+            if (wanted is None or s in wanted) and s not in at_once:
+                if counts.get(s) == 0:
+                    consumers[s] = {}  # the listing says it has none: nothing to ask
+                else:
+                    later.append(list_consumers(s))
         await asyncio.gather(*first, *later)
     finally:  # on an error, nothing is left running behind the caller's back, nor an error unheard
         for task in [listing, *first]:
@@ -161,11 +163,6 @@ async def _observe(conn: Connection, consumers_of: Iterable[str] | None, early: 
                 task.cancel()
             elif not task.cancelled():
                 task.exception()  # retrieved, or asyncio would log it (with a traceback) at exit
-    # Only the consumers of streams the listing saw: one created in between is not there yet. A wanted
-    # stream the listing said has none has an empty list, as if it had been asked.
-    state.consumers = {
-        s: consumers.get(s, {})
-        for s in sorted(state.streams)
-        if s in consumers or ((wanted is None or s in wanted) and counts.get(s) == 0)
-    }
+    # Only the consumers of streams the listing saw: one created in between is not there yet.
+    state.consumers = {s: consumers[s] for s in sorted(state.streams) if s in consumers}
     return state
